@@ -1,0 +1,65 @@
+# civicflow: one-command set-up on a machine with Python 3.11 and make.
+# Everything is installed into .venv from requirements.lock; data lives in .local/.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format airflow warehouse-url db-stop expectations lock bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "civicflow needs Python 3.11 (set PYTHON=...)")' >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
+	@echo "installing pinned dependencies into $(VENV) (a few minutes the first time)" >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e . >&2
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)  ## create .venv and install everything pinned
+
+demo: $(STAMP)  ## run the ingest DAGs once on an embedded PostgreSQL and the feed simulator
+	$(BIN)/civicflow demo
+
+test: $(STAMP)  ## lint, then the whole test suite (what CI runs)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/civicflow expectations --check
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff check and format check only
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+airflow: $(STAMP)  ## Airflow UI at http://localhost:8080 on the embedded database (Ctrl-C stops)
+	$(BIN)/civicflow airflow standalone
+
+warehouse-url: $(STAMP)  ## print the warehouse's PostgreSQL URL (starts the embedded server)
+	@$(BIN)/civicflow db url
+
+db-stop: $(STAMP)  ## stop the embedded PostgreSQL server
+	$(BIN)/civicflow db stop
+
+expectations: $(STAMP)  ## rewrite expectations/ from the feed descriptions
+	$(BIN)/civicflow expectations
+
+lock:  ## re-pin requirements.lock from requirements.in in a scratch environment
+	rm -rf .local/lock-venv && $(PYTHON) -m venv .local/lock-venv
+	.local/lock-venv/bin/pip install --quiet -r requirements.in
+	.local/lock-venv/bin/pip freeze --exclude-editable | grep -vE '^(pip|setuptools|wheel)==' > requirements.lock
+
+bench: $(STAMP)  ## run the benchmarks in bench/ and write bench/results/
+	$(BIN)/python bench/run.py
+
+clean:  ## stop the embedded server and remove .local (all local data)
+	-$(BIN)/civicflow db stop
+	rm -rf .local

@@ -1,0 +1,170 @@
+"""The one HTTP helper every feed uses.
+
+A requests session with time-outs on every call, exponential backoff with
+jitter on 429 and 5xx (honouring ``Retry-After``), retries on connection
+resets and read time-outs, no retry on any other 4xx, and errors that name the
+feed, the URL and the status. It never returns fallback data.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class FeedError(RuntimeError):
+    """A feed could not be read; the message names the feed, the URL and the reason."""
+
+    def __init__(self, feed: str, url: str, reason: str, status: int | None = None):
+        self.feed, self.url, self.reason, self.status = feed, url, reason, status
+        super().__init__(f"{feed} feed: {url}: {reason}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    retry_after_max_s: float = 120.0  # a Retry-After longer than this is a failure, not a wait
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff for the given 1-based failed attempt."""
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not secrecy
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass
+class FeedClient:
+    """HTTP access to one feed's base URL."""
+
+    feed: str
+    base_url: str
+    auth: tuple[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def __post_init__(self) -> None:
+        if not self.base_url.endswith("/"):
+            self.base_url += "/"
+        self.session.headers.update({"User-Agent": "civicflow/0.1", **self.headers})
+        if self.auth:
+            self.session.auth = self.auth
+        self.attempts = 0  # requests sent, retries included: for audits and tests
+
+    def url(self, path: str) -> str:
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> requests.Response:
+        return self.request("GET", path, params=params)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = self.url(path)
+        shown = requests.Request(method, url, params=kwargs.get("params")).prepare().url or url
+        last = ""
+        for attempt in range(1, self.policy.max_attempts + 1):
+            self.attempts += 1
+            wait: float | None = None
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    timeout=(self.connect_timeout_s, self.read_timeout_s),
+                    **kwargs,
+                )
+                # Read the body here, so a reset in the middle of it is retried too.
+                _ = response.content
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 400:
+                    return response
+                status = f"HTTP {response.status_code} {response.reason}"
+                if response.status_code not in RETRY_STATUSES:
+                    raise FeedError(
+                        self.feed,
+                        shown,
+                        f"{status} (not retried: a client error means a wrong request or "
+                        f"configuration){_body_hint(response)}",
+                        response.status_code,
+                    )
+                last = status
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                if wait is not None and wait > self.policy.retry_after_max_s:
+                    raise FeedError(
+                        self.feed,
+                        shown,
+                        f"{status} asks to retry after {wait:.0f} s, longer than the "
+                        f"{self.policy.retry_after_max_s:.0f} s allowed",
+                        response.status_code,
+                    )
+            if attempt == self.policy.max_attempts:
+                break
+            delay = wait if wait is not None else self.policy.backoff(attempt)
+            log.warning(
+                "%s feed: %s %s: %s; retry %d of %d in %.1f s",
+                self.feed,
+                method,
+                shown,
+                last,
+                attempt,
+                self.policy.max_attempts - 1,
+                delay,
+            )
+            self.sleep(delay)
+        raise FeedError(self.feed, shown, f"gave up after {self.policy.max_attempts} attempts; "
+                        f"last: {last}")
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> tuple[Any, bytes]:
+        """The decoded JSON body and the raw bytes; a body that is not JSON is an error."""
+        response = self.get(path, params)
+        try:
+            return response.json(), response.content
+        except ValueError as exc:
+            shown = response.url or self.url(path)
+            raise FeedError(
+                self.feed,
+                shown,
+                f"HTTP {response.status_code} body is not valid JSON ({exc}); "
+                f"content-type {response.headers.get('Content-Type')!r}{_body_hint(response)}",
+                response.status_code,
+            ) from exc
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _body_hint(response: requests.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return f"; body starts {text[:120]!r}" if text else ""

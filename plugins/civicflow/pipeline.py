@@ -1,0 +1,542 @@
+"""Write, audit, publish: the three steps every batch of every feed goes through.
+
+``extract`` fetches an entity's payloads and lands them in ``raw``; ``validate``
+parses them, runs the expectation suite and writes accepted rows to
+``staging`` and rejected rows to ``quarantine``; ``merge`` publishes the staged
+rows into ``core`` in one transaction with the audit row and the feed state,
+checking there that every source row is accounted for. Each step is safe to
+retry. Nothing here imports Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from civicflow.config import FeedSettings
+from civicflow.httpclient import FeedClient, FeedError
+from civicflow.parse import extra_columns, missing_columns, parse_record
+from civicflow.spec import SQL_TYPES, Entity, Reject, Window
+from civicflow.warehouse import connect, migrate, sql_file
+
+log = logging.getLogger(__name__)
+
+
+class BatchError(RuntimeError):
+    """A batch that cannot be published; the message names the feed, entity, load and reason."""
+
+    def __init__(self, entity: Entity, load_id: str, reason: str):
+        self.entity, self.load_id, self.reason = entity, load_id, reason
+        super().__init__(f"{entity.qualified_name} (load {load_id}): {reason}")
+
+
+class SchemaDriftError(BatchError):
+    pass
+
+
+class BatchRejected(BatchError):
+    pass
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    load_id: str
+    feed: str
+    entity: str
+    status: str
+    source_rows: int = 0
+    accepted_rows: int = 0
+    quarantined_rows: int = 0
+    duplicate_rows: int = 0
+    inserted_rows: int | None = None
+    updated_rows: int | None = None
+    unchanged_rows: int | None = None
+    watermark: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_migrated: set[str] = set()
+
+
+def open_warehouse(url: str) -> psycopg.Connection:
+    """A connection to the warehouse, migrated to the current schema once per process.
+
+    It is in autocommit mode: every change happens inside an explicit ``transaction()``.
+    """
+    conn = connect(url, autocommit=True)
+    if url not in _migrated:
+        migrate(conn)
+        _migrated.add(url)
+    return conn
+
+
+def _fail(conn: psycopg.Connection, load_id: str, status: str, error: str) -> None:
+    conn.rollback()
+    with conn.transaction():
+        conn.execute(
+            "update meta.load_audit set status = %s, error = %s, finished_at = now() "
+            "where load_id = %s",
+            (status, error[:2000], load_id),
+        )
+
+
+# --- extract -----------------------------------------------------------------------------------
+
+
+def extract(
+    entity: Entity,
+    feed: FeedSettings,
+    warehouse_url: str,
+    start_date: dt.date,
+    end_date: dt.date,
+    run_id: str | None = None,
+    client: FeedClient | None = None,
+) -> str:
+    """Fetch the entity's payloads for the window and land them in ``raw``; returns the load id."""
+    load_id = str(uuid.uuid4())
+    client = client or FeedClient(feed.feed, feed.base_url, auth=feed.auth, headers=feed.headers)
+    with open_warehouse(warehouse_url) as conn:
+        with conn.transaction():
+            state = conn.execute(
+                "select watermark from meta.feed_state where feed = %s and entity = %s",
+                (entity.feed, entity.name),
+            ).fetchone()
+            conn.execute(
+                "insert into meta.load_audit (load_id, feed, entity, run_id, status) "
+                "values (%s, %s, %s, %s, 'extracting')",
+                (load_id, entity.feed, entity.name, run_id),
+            )
+        window = Window(start_date, end_date, state[0] if state else None, feed.options)
+        attempts_before = client.attempts
+        try:
+            landed = []
+            for request in entity.requests(window):
+                _, body = client.get_json(request.path, request.params)
+                url = client.url(request.path)
+                if request.params:
+                    url += "?" + "&".join(f"{k}={v}" for k, v in request.params.items())
+                landed.append((url, body))
+        except FeedError as exc:
+            _fail(conn, load_id, "failed", str(exc))
+            raise
+        with conn.transaction():
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "insert into raw.payload (load_id, feed, entity, request_url, content_type, "
+                    "size_bytes, sha256, body) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            load_id,
+                            entity.feed,
+                            entity.name,
+                            url,
+                            "application/json",
+                            len(body),
+                            hashlib.sha256(body).hexdigest(),
+                            body,
+                        )
+                        for url, body in landed
+                    ],
+                )
+            conn.execute(
+                "update meta.load_audit set status = 'extracted', payloads = %s, "
+                "http_attempts = %s where load_id = %s",
+                (len(landed), client.attempts - attempts_before, load_id),
+            )
+    log.info("%s: landed %d payloads as load %s", entity.qualified_name, len(landed), load_id)
+    return load_id
+
+
+# --- validate ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Verdicts:
+    records: list[Any]
+    accepted: dict[int, dict[str, Any]]  # source index -> staged row
+    rejected: dict[int, list[str]]  # source index -> reasons
+    failed_expectations: dict[int, list[str]]
+    duplicates: int
+    outcomes: list[Any]
+    extra_columns: list[str]
+
+
+def _records(conn: psycopg.Connection, entity: Entity, load_id: str) -> list[Any]:
+    records: list[Any] = []
+    payloads = conn.execute(
+        "select request_url, body from raw.payload where load_id = %s order by payload_id",
+        (load_id,),
+    ).fetchall()
+    for url, body in payloads:
+        try:
+            document = json.loads(bytes(body))
+            records.extend(entity.records(document))
+        except ValueError as exc:
+            raise BatchError(entity, load_id, f"payload of {url} cannot be read: {exc}") from exc
+    return records
+
+
+def _references(conn: psycopg.Connection, entity: Entity) -> Any:
+    if not entity.index_references:
+        return None
+    loaded = {}
+    for name in entity.references:
+        with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+            loaded[name] = cur.execute(sql_file(f"queries/{name}")).fetchall()
+    return entity.index_references(loaded)
+
+
+def judge(entity: Entity, records: list[Any], references: Any) -> _Verdicts:
+    """Every record's verdict: staged, quarantined with reasons, or a duplicate."""
+    from civicflow.validation import validate_rows
+
+    rejected: dict[int, list[str]] = {}
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    for index, record in enumerate(records):
+        typed, reasons = parse_record(entity, record)
+        if reasons:
+            rejected[index] = reasons
+        else:
+            parsed.append((index, typed))
+
+    outcomes = validate_rows(entity, [typed for _, typed in parsed])
+    failed: dict[int, list[str]] = {}
+    for outcome in outcomes:
+        for position in outcome.failing_rows:
+            failed.setdefault(parsed[position][0], []).append(outcome.label)
+    for index, labels in failed.items():
+        rejected[index] = [f"failed {label}" for label in labels]
+
+    accepted: dict[int, dict[str, Any]] = {}
+    for index, typed in parsed:
+        if index in rejected:
+            continue
+        try:
+            accepted[index] = entity.transform(typed, references)
+        except Reject as exc:
+            rejected[index] = [exc.reason]
+
+    # The same key twice in one batch: the later record wins, the earlier is a duplicate.
+    latest: dict[tuple, int] = {}
+    for index, row in accepted.items():
+        latest[tuple(row[k] for k in entity.key)] = index
+    keep = set(latest.values())
+    duplicates = len(accepted) - len(keep)
+    accepted = {i: row for i, row in accepted.items() if i in keep}
+    return _Verdicts(
+        records, accepted, rejected, failed, duplicates, outcomes, extra_columns(entity, records)
+    )
+
+
+def _ensure_staging_table(conn: psycopg.Connection, entity: Entity) -> sql.Composed:
+    table = sql.Identifier("staging", entity.staging_table)
+    wanted = [("load_id", "uuid"), ("source_index", "integer")] + [
+        (c.name, SQL_TYPES[c.type]) for c in entity.columns
+    ]
+    have = conn.execute(
+        "select attname, format_type(atttypid, atttypmod) from pg_attribute "
+        "where attrelid = to_regclass(%s) and attnum > 0 and not attisdropped order by attnum",
+        (f"staging.{entity.staging_table}",),
+    ).fetchall()
+    if [tuple(r) for r in have] != wanted:
+        # Staging holds only batches in flight, so a table of an older shape is rebuilt.
+        conn.execute(sql.SQL("drop table if exists {}").format(table))
+        columns = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_)) for name, type_ in wanted
+        )
+        conn.execute(sql.SQL("create unlogged table {} ({})").format(table, columns))
+        conn.execute(
+            sql.SQL("create index on {} (load_id)").format(table),
+        )
+    return table
+
+
+def validate(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
+    """Parse and validate a landed batch; stage what passes, quarantine what does not."""
+    with open_warehouse(warehouse_url) as conn:
+        try:
+            records = _records(conn, entity, load_id)
+            missing = missing_columns(entity, records)
+            if missing:
+                raise SchemaDriftError(
+                    entity,
+                    load_id,
+                    f"required field(s) {', '.join(missing)} missing from every record: the "
+                    "interface has changed; nothing was loaded",
+                )
+            verdicts = judge(entity, records, _references(conn, entity))
+        except BatchError as exc:
+            _fail(conn, load_id, "failed", exc.reason)
+            raise
+        except Exception as exc:
+            _fail(conn, load_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise BatchError(entity, load_id, f"{type(exc).__name__}: {exc}") from exc
+
+        source_rows = len(records)
+        quarantined = len(verdicts.rejected)
+        considered = source_rows - verdicts.duplicates
+        rate = quarantined / considered if considered else 0.0
+        status = "rejected" if rate > entity.max_rejection_rate else "validated"
+        summary = BatchSummary(
+            load_id=load_id,
+            feed=entity.feed,
+            entity=entity.name,
+            status=status,
+            source_rows=source_rows,
+            accepted_rows=len(verdicts.accepted),
+            quarantined_rows=quarantined,
+            duplicate_rows=verdicts.duplicates,
+        )
+        with conn.transaction():
+            table = _ensure_staging_table(conn, entity)
+            conn.execute(sql.SQL("delete from {} where load_id = %s").format(table), (load_id,))
+            conn.execute("delete from quarantine.rejected_row where load_id = %s", (load_id,))
+            conn.execute("delete from meta.dq_result where load_id = %s", (load_id,))
+            _copy_staged(conn, entity, table, load_id, verdicts.accepted)
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "insert into quarantine.rejected_row (load_id, feed, entity, source_index, "
+                    "record, reasons, failed_expectations) values (%s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            load_id,
+                            entity.feed,
+                            entity.name,
+                            index,
+                            Jsonb(_jsonable(verdicts.records[index])),
+                            reasons,
+                            verdicts.failed_expectations.get(index, []),
+                        )
+                        for index, reasons in sorted(verdicts.rejected.items())
+                    ],
+                )
+                cur.executemany(
+                    "insert into meta.dq_result (load_id, suite, expectation, success, "
+                    "unexpected_count, unexpected_percent) values (%s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            load_id,
+                            entity.suite_name,
+                            o.label,
+                            o.success,
+                            o.unexpected_count,
+                            o.unexpected_percent,
+                        )
+                        for o in verdicts.outcomes
+                    ],
+                )
+            error = None
+            if status == "rejected":
+                error = (
+                    f"{quarantined} of {considered} rows ({rate:.1%}) failed validation, more "
+                    f"than the {entity.max_rejection_rate:.1%} allowed; nothing was published. "
+                    f"Most common reasons: {_top_reasons(verdicts.rejected)}"
+                )
+            conn.execute(
+                "update meta.load_audit set status = %s, source_rows = %s, accepted_rows = %s, "
+                "quarantined_rows = %s, duplicate_rows = %s, extra_columns = %s, error = %s, "
+                "finished_at = case when %s = 'rejected' then now() end where load_id = %s",
+                (
+                    status,
+                    summary.source_rows,
+                    summary.accepted_rows,
+                    summary.quarantined_rows,
+                    summary.duplicate_rows,
+                    verdicts.extra_columns,
+                    error,
+                    status,
+                    load_id,
+                ),
+            )
+    if verdicts.rejected:
+        log.warning(
+            "%s: %d rows quarantined (load %s): %s",
+            entity.qualified_name,
+            quarantined,
+            load_id,
+            _top_reasons(verdicts.rejected),
+        )
+    if status == "rejected":
+        raise BatchRejected(entity, load_id, error or "rejected")
+    return summary
+
+
+def _top_reasons(rejected: Mapping[int, list[str]], n: int = 3) -> str:
+    counts = Counter(reason for reasons in rejected.values() for reason in reasons)
+    return "; ".join(f"{reason} ×{count}" for reason, count in counts.most_common(n))
+
+
+def _jsonable(record: Any) -> Any:
+    return json.loads(json.dumps(record, ensure_ascii=False, default=str))
+
+
+def _copy_staged(
+    conn: psycopg.Connection,
+    entity: Entity,
+    table: sql.Composed,
+    load_id: str,
+    rows: Mapping[int, Mapping[str, Any]],
+) -> None:
+    names = ["load_id", "source_index", *(c.name for c in entity.columns)]
+    types = ["uuid", "int4", *(_copy_type(c.type) for c in entity.columns)]
+    statement = sql.SQL("copy {} ({}) from stdin").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        copy.set_types(types)
+        for index, row in rows.items():
+            copy.write_row([uuid.UUID(load_id), index, *(row[c.name] for c in entity.columns)])
+
+
+def _copy_type(type_: str) -> str:
+    return {
+        "integer": "int4",
+        "bigint": "int8",
+        "double": "float8",
+        "boolean": "bool",
+        "text[]": "text[]",
+    }.get(type_, SQL_TYPES[type_])
+
+
+# --- merge -------------------------------------------------------------------------------------
+
+
+def _merge_statement(entity: Entity) -> sql.Composed:
+    columns = [c.name for c in entity.columns]
+    values = [c for c in columns if c not in entity.key]
+    ident = sql.Identifier
+    schema, table = entity.target.split(".")
+    return sql.SQL(sql_file("templates/merge")).format(
+        target=ident(schema, table),
+        staging=ident("staging", entity.staging_table),
+        columns=sql.SQL(", ").join(map(ident, columns)),
+        key=sql.SQL(", ").join(map(ident, entity.key)),
+        updates=sql.SQL(", ").join(sql.SQL("{0} = excluded.{0}").format(ident(c)) for c in values),
+        changed_target=sql.SQL(", ").join(ident(table, c) for c in values),
+        changed_excluded=sql.SQL(", ").join(ident("excluded", c) for c in values),
+    )
+
+
+def merge(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
+    """Publish a validated batch into core, with its audit row and feed state, atomically."""
+    with open_warehouse(warehouse_url) as conn, conn.transaction():
+        audit = conn.execute(
+            "select status, source_rows, accepted_rows, quarantined_rows, duplicate_rows, "
+            "inserted_rows, updated_rows, unchanged_rows, watermark "
+            "from meta.load_audit where load_id = %s for update",
+            (load_id,),
+        ).fetchone()
+        if audit is None:
+            raise BatchError(entity, load_id, "no such load in meta.load_audit")
+        status, source, accepted, quarantined, duplicates = audit[:5]
+        if status == "succeeded":  # a retried task whose first try committed
+            return BatchSummary(load_id, entity.feed, entity.name, status, *audit[1:])
+        if status != "validated":
+            raise BatchError(entity, load_id, f"cannot publish a batch whose status is {status}")
+
+        staging = sql.Identifier("staging", entity.staging_table)
+        staged = conn.execute(
+            sql.SQL("select count(*) from {} where load_id = %s").format(staging), (load_id,)
+        ).fetchone()[0]
+        in_quarantine = conn.execute(
+            "select count(*) from quarantine.rejected_row where load_id = %s", (load_id,)
+        ).fetchone()[0]
+        if (staged, in_quarantine) != (accepted, quarantined) or source != (
+            accepted + quarantined + duplicates
+        ):
+            raise BatchError(
+                entity,
+                load_id,
+                f"rows do not add up: source {source}, staged {staged} (audit {accepted}), "
+                f"quarantined {in_quarantine} (audit {quarantined}), duplicates {duplicates}",
+            )
+
+        effects = conn.execute(_merge_statement(entity), {"load_id": load_id}).fetchall()
+        inserted = sum(1 for (was_insert,) in effects if was_insert)
+        updated = len(effects) - inserted
+
+        watermark = None
+        if entity.watermark_column:
+            newest = conn.execute(
+                sql.SQL("select max({})::text from {} where load_id = %s").format(
+                    sql.Identifier(entity.watermark_column), staging
+                ),
+                (load_id,),
+            ).fetchone()[0]
+            previous = conn.execute(
+                "select watermark from meta.feed_state where feed = %s and entity = %s",
+                (entity.feed, entity.name),
+            ).fetchone()
+            candidates = [w for w in (newest, previous[0] if previous else None) if w]
+            watermark = max(candidates) if candidates else None
+        snapshot = conn.execute(
+            "select encode(sha256(string_agg(sha256, ',' order by payload_id)::bytea), 'hex') "
+            "from raw.payload where load_id = %s",
+            (load_id,),
+        ).fetchone()[0]
+        conn.execute(
+            "insert into meta.feed_state (feed, entity, watermark, snapshot_sha256, load_id) "
+            "values (%s, %s, %s, %s, %s) on conflict (feed, entity) do update set "
+            "watermark = excluded.watermark, snapshot_sha256 = excluded.snapshot_sha256, "
+            "load_id = excluded.load_id, committed_at = now()",
+            (entity.feed, entity.name, watermark, snapshot, load_id),
+        )
+        conn.execute(
+            "update meta.load_audit set status = 'succeeded', finished_at = now(), "
+            "inserted_rows = %s, updated_rows = %s, unchanged_rows = %s, watermark = %s "
+            "where load_id = %s",
+            (inserted, updated, accepted - inserted - updated, watermark, load_id),
+        )
+        # The invariant, checked by the database inside the publishing transaction.
+        holds = conn.execute(
+            "select source_rows = accepted_rows + quarantined_rows + duplicate_rows "
+            "from meta.load_audit where load_id = %s",
+            (load_id,),
+        ).fetchone()[0]
+        if not holds:
+            raise BatchError(entity, load_id, "audit invariant does not hold; rolled back")
+        conn.execute(sql.SQL("delete from {} where load_id = %s").format(staging), (load_id,))
+    summary = BatchSummary(
+        load_id,
+        entity.feed,
+        entity.name,
+        "succeeded",
+        source,
+        accepted,
+        quarantined,
+        duplicates,
+        inserted,
+        updated,
+        accepted - inserted - updated,
+        watermark,
+    )
+    log.info("%s: published %s", entity.qualified_name, summary.as_dict())
+    return summary
+
+
+def run_entity(
+    entity: Entity,
+    feed: FeedSettings,
+    warehouse_url: str,
+    start_date: dt.date,
+    end_date: dt.date,
+    run_id: str | None = None,
+    client: FeedClient | None = None,
+) -> BatchSummary:
+    """All three steps in one process: for scripts, benchmarks and tests without Airflow."""
+    load_id = extract(entity, feed, warehouse_url, start_date, end_date, run_id, client)
+    validate(entity, warehouse_url, load_id)
+    return merge(entity, warehouse_url, load_id)

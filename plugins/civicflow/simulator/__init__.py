@@ -1,0 +1,1 @@
+"""The feed simulator: the departments' interfaces served over HTTP with synthetic data."""

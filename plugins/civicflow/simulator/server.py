@@ -1,0 +1,271 @@
+"""The feed simulator's HTTP service: the departments' interfaces on loopback, with faults on demand.
+
+Feeds are mounted under their own prefix (``/positions/...``), so a
+connection's host is a base URL with a path, as real gateways have. Tests
+steer it through ``/_sim/``:
+
+- ``POST /_sim/faults`` with ``{"rules": [...]}`` adds fault rules; each rule has
+  ``path`` (prefix), ``kind`` (``status``, ``slow``, ``reset``, ``malformed_body``,
+  ``html``, ``bad_record``), ``times``, and per kind ``status``, ``retry_after``,
+  ``delay_s``, ``field``, ``value``, ``index``; ``DELETE /_sim/faults`` clears them.
+- ``POST /_sim/correct?date=YYYY-MM-DD`` re-sends that day with corrected numbers.
+- ``GET /_sim/truth`` tells what the simulator serves; ``GET /_sim/stats`` counts requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+from civicflow.simulator.world import (
+    District,
+    build_district,
+    divisions_document,
+    positions_document,
+    visits_document,
+)
+
+log = logging.getLogger(__name__)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass
+class FaultRule:
+    path: str
+    kind: str = "status"
+    times: int = 1
+    status: int = 503
+    retry_after: str | None = None
+    delay_s: float = 0.0
+    field: str | None = None
+    value: Any = None
+    index: int = 0
+
+    KINDS = frozenset({"status", "slow", "reset", "malformed_body", "html", "bad_record"})
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(self.KINDS)}")
+
+
+@dataclass
+class SimulatorState:
+    district: District
+    basic_auth: tuple[str, str] | None = None
+    corrections: dict[str, int] = field(default_factory=dict)
+    rules: list[FaultRule] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_fault(self, path: str) -> FaultRule | None:
+        with self.lock:
+            self.requests[path] = self.requests.get(path, 0) + 1
+            for rule in self.rules:
+                if rule.times > 0 and path.startswith(rule.path):
+                    rule.times -= 1
+                    return rule
+        return None
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "civicflow-simulator/0.1"
+    protocol_version = "HTTP/1.1"
+    state: SimulatorState  # set on the subclass made by make_server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _send(self, status: int, body: bytes, content_type: str, headers=None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, document: Any, headers=None) -> None:
+        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        self._send(status, body, "application/json; charset=utf-8", headers)
+
+    def _error(self, status: int, message: str) -> None:
+        self._json(status, {"error": message})
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    # --- routes ----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._route("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._route("POST")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._route("DELETE")
+
+    def _route(self, method: str) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if url.path.startswith("/_sim/"):
+            self._admin(method, url.path, query)
+            return
+        rule = self.state.take_fault(url.path)
+        if rule and rule.kind == "reset":
+            self._read_body()
+            self.close_connection = True
+            return
+        if rule and rule.kind == "slow":
+            time.sleep(rule.delay_s)
+        if rule and rule.kind == "status":
+            headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else {}
+            self._json(rule.status, {"error": f"simulated HTTP {rule.status}"}, headers)
+            return
+        if rule and rule.kind == "html":
+            page = b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+            self._send(200, page, "text/html")
+            return
+        if method != "GET":
+            self._error(405, "method not allowed")
+            return
+        if url.path.startswith("/positions/"):
+            document = self._positions(url.path.removeprefix("/positions"), query)
+        else:
+            self._error(404, f"no such resource {url.path}")
+            return
+        if document is None:
+            return
+        if rule and rule.kind == "bad_record" and isinstance(document, list) and document:
+            document[rule.index % len(document)][rule.field or "value"] = rule.value
+        if rule and rule.kind == "malformed_body":
+            body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+            self._send(200, body[: max(1, len(body) // 2)], "application/json")
+            return
+        self._json(200, document)
+
+    def _authorised(self) -> bool:
+        if not self.state.basic_auth:
+            return True
+        expected = base64.b64encode(":".join(self.state.basic_auth).encode()).decode()
+        if self.headers.get("Authorization") == f"Basic {expected}":
+            return True
+        self._json(401, {"error": "authentication required"}, {"WWW-Authenticate": "Basic"})
+        return False
+
+    def _positions(self, path: str, query: dict[str, str]) -> Any:
+        if not self._authorised():
+            return None
+        district = self.state.district
+        if path == "/divisions":
+            return divisions_document(district)
+        if path == "/positions":
+            return positions_document(district)
+        if path == "/visits":
+            try:
+                day = dt.date.fromisoformat(query["date"])
+            except (KeyError, ValueError):
+                self._error(400, "date=YYYY-MM-DD is required")
+                return None
+            if day > dt.datetime.now(SHANGHAI).date():
+                self._error(404, f"no tallies yet for {day}")
+                return None
+            return visits_document(district, day, self.state.corrections.get(day.isoformat(), 0))
+        self._error(404, f"no such resource /positions{path}")
+        return None
+
+    def _admin(self, method: str, path: str, query: dict[str, str]) -> None:
+        state = self.state
+        if path == "/_sim/faults" and method == "POST":
+            try:
+                rules = [FaultRule(**r) for r in json.loads(self._read_body())["rules"]]
+            except (ValueError, KeyError, TypeError) as exc:
+                self._error(400, f"bad fault rules: {exc}")
+                return
+            with state.lock:
+                state.rules.extend(rules)
+            self._json(200, {"rules": len(state.rules)})
+        elif path == "/_sim/faults" and method == "DELETE":
+            with state.lock:
+                state.rules.clear()
+                state.requests.clear()
+            self._json(200, {"rules": 0})
+        elif path == "/_sim/correct" and method == "POST":
+            day = query.get("date", "")
+            with state.lock:
+                state.corrections[day] = state.corrections.get(day, 0) + 1
+            self._json(200, {"date": day, "version": state.corrections[day]})
+        elif path == "/_sim/stats":
+            with state.lock:
+                self._json(200, {"requests": dict(state.requests)})
+        elif path == "/_sim/truth":
+            self._json(200, truth(state.district, query.get("date")))
+        else:
+            self._error(404, f"no such admin resource {path}")
+
+
+def truth(district: District, day: str | None = None) -> dict[str, Any]:
+    """What the simulator serves, for tests to compare the warehouse with."""
+    out: dict[str, Any] = {
+        "streets": len(district.streets),
+        "communities": len(district.communities),
+        "positions": len(district.positions),
+        "positions_by_level": {},
+        "open_positions": sum(1 for p in district.positions if p.status == "open"),
+    }
+    for p in district.positions:
+        out["positions_by_level"][p.level] = out["positions_by_level"].get(p.level, 0) + 1
+    if day:
+        out["visits"] = len(visits_document(district, dt.date.fromisoformat(day)))
+    return out
+
+
+def make_server(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    seed: int = 20261127,
+    basic_auth: tuple[str, str] | None = None,
+) -> ThreadingHTTPServer:
+    state = SimulatorState(district=build_district(seed), basic_auth=basic_auth)
+    handler = type("BoundHandler", (Handler,), {"state": state})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    server.state = state  # type: ignore[attr-defined]
+    return server
+
+
+class RunningSimulator:
+    """The simulator on a background thread, for tests and the demo: ``with RunningSimulator()``."""
+
+    def __init__(self, **kwargs: Any):
+        self.server = make_server(**kwargs)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def state(self) -> SimulatorState:
+        return self.server.state  # type: ignore[attr-defined]
+
+    def __enter__(self) -> RunningSimulator:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,193 @@
+"""Feed descriptions: each entity of each feed is described once, here in data.
+
+Parsing, the expectation suite in ``expectations/``, the staging table and the
+merge into ``core`` all follow from an :class:`Entity`. This module imports
+nothing heavy so that DAG files can read descriptions at parse time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Source field types and the PostgreSQL type a staged column of that type gets.
+SQL_TYPES = {
+    "text": "text",
+    "integer": "integer",
+    "bigint": "bigint",
+    "numeric": "numeric",
+    "double": "double precision",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamptz": "timestamp with time zone",
+    "text[]": "text[]",
+    "jsonb": "jsonb",
+}
+
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a source record, as the department's interface defines it.
+
+    The expectations a field implies (not null, range, allowed values, pattern)
+    are derived from its attributes; see :func:`suite`.
+    """
+
+    name: str
+    type: str
+    source: str | None = None  # the field's name in the payload when it differs
+    required: bool = True  # must be present in the record
+    nullable: bool = False
+    personal: bool = False  # personal data: never copied past staging
+    min: float | None = None
+    max: float | None = None
+    values: tuple[str, ...] | None = None
+    pattern: str | None = None
+
+    @property
+    def source_name(self) -> str:
+        return self.source or self.name
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the staged, conformed rows (and of the core table they merge into)."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request of an extraction."""
+
+    path: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+class Reject(Exception):  # noqa: N818 - a verdict on a record, not an error of the program
+    """Raised by a transform: the record is quarantined with this reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Window:
+    """What an extraction should cover: the run's data interval and the feed's state."""
+
+    start_date: Any  # datetime.date, first day of the run's data interval (Asia/Shanghai)
+    end_date: Any  # datetime.date, last complete day of the run's data interval
+    watermark: str | None = None  # the feed_state watermark last committed
+    options: Mapping[str, Any] = field(default_factory=dict)  # from the connection's extra
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One entity of one feed: where it comes from, what it holds, where it goes."""
+
+    feed: str
+    name: str
+    description: str
+    requests: Callable[[Window], Sequence[Request]]
+    records: Callable[[Any], Iterable[Mapping[str, Any]]]  # payload JSON -> source records
+    fields: tuple[Field, ...]
+    columns: tuple[Column, ...]  # staged rows, in the target table's names
+    key: tuple[str, ...]
+    target: str  # schema.table in the warehouse
+    transform: Callable[[dict[str, Any], Any], dict[str, Any]]
+    # Reference data from the warehouse: sql/queries files whose rows are handed to
+    # ``index_references``, whose result every ``transform`` call receives.
+    references: tuple[str, ...] = ()
+    index_references: Callable[[Mapping[str, list[dict[str, Any]]]], Any] | None = None
+    watermark_column: str | None = None  # column whose maximum becomes the watermark
+    max_rejection_rate: float = 0.05
+    expected_cadence_hours: int = 24
+    extra_expectations: tuple[dict[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in [self.feed, self.name, *(c.name for c in self.columns)]:
+            if not IDENTIFIER.match(name):
+                raise ValueError(f"{self.qualified_name}: {name!r} is not a plain identifier")
+        schema, _, table = self.target.partition(".")
+        if not (IDENTIFIER.match(schema) and IDENTIFIER.match(table)):
+            raise ValueError(f"{self.qualified_name}: target {self.target!r} is not schema.table")
+        column_names = {c.name for c in self.columns}
+        missing = [k for k in self.key if k not in column_names]
+        if missing:
+            raise ValueError(f"{self.qualified_name}: key columns {missing} are not columns")
+        for f in self.fields:
+            if f.type not in SQL_TYPES:
+                raise ValueError(f"{self.qualified_name}: field {f.name} has unknown type {f.type}")
+        for c in self.columns:
+            if c.type not in SQL_TYPES:
+                raise ValueError(f"{self.qualified_name}: column {c.name} has unknown type {c.type}")
+        personal = {f.name for f in self.fields if f.personal}
+        leaked = personal & column_names
+        if leaked:
+            raise ValueError(f"{self.qualified_name}: personal fields {sorted(leaked)} are columns")
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.feed}.{self.name}"
+
+    @property
+    def staging_table(self) -> str:
+        return f"{self.feed}__{self.name}"
+
+    @property
+    def suite_name(self) -> str:
+        return self.qualified_name
+
+    @property
+    def required_fields(self) -> list[Field]:
+        return [f for f in self.fields if f.required]
+
+
+def field_expectations(f: Field) -> list[dict[str, Any]]:
+    """The expectations a field's attributes imply, in GX Core 1.x suite form."""
+    out: list[dict[str, Any]] = []
+
+    def add(kind: str, **kwargs: Any) -> None:
+        out.append({"type": kind, "kwargs": {"column": f.name, **kwargs}, "meta": {}})
+
+    if not f.nullable:
+        add("expect_column_values_to_not_be_null")
+    if f.min is not None or f.max is not None:
+        add("expect_column_values_to_be_between", min_value=f.min, max_value=f.max)
+    if f.values is not None:
+        add("expect_column_values_to_be_in_set", value_set=list(f.values))
+    if f.pattern is not None:
+        add("expect_column_values_to_match_regex", regex=f.pattern)
+    return out
+
+
+def suite(entity: Entity) -> dict[str, Any]:
+    """The expectation suite of an entity, as stored in ``expectations/<feed>.<entity>.json``."""
+    expectations = [e for f in entity.fields for e in field_expectations(f)]
+    expectations += [dict(e) for e in entity.extra_expectations]
+    return {
+        "name": entity.suite_name,
+        "expectations": expectations,
+        "meta": {
+            "generated_from": f"civicflow.feeds.{entity.feed}:{entity.name}",
+            "regenerate_with": "make expectations",
+        },
+    }
+
+
+def suite_path(entity: Entity, root: Path) -> Path:
+    return root / "expectations" / f"{entity.suite_name}.json"
+
+
+def expectation_label(expectation: Mapping[str, Any]) -> str:
+    """A short readable name: ``expect_column_values_to_be_between(visitors)``."""
+    kwargs = expectation.get("kwargs", {})
+    target = kwargs.get("column") or ",".join(kwargs.get("column_list", []))
+    return f"{expectation['type']}({target})"

@@ -1,0 +1,63 @@
+"""Shared fixtures: a real PostgreSQL server (embedded) and the feed simulator over real HTTP.
+
+A test that needs a service gets it started here; when it cannot start, the
+test errors with the reason. Nothing is skipped for a missing service.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from civicflow.config import FeedSettings
+from civicflow.httpclient import FeedClient, RetryPolicy
+from civicflow.localdb import LocalPostgres, free_port
+from civicflow.simulator.server import RunningSimulator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    pg = LocalPostgres(tmp_path_factory.mktemp("pg"), port=free_port())
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+@pytest.fixture
+def warehouse_url(postgres: LocalPostgres) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = postgres.ensure_database(name)
+    yield url
+    with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def simulator() -> Iterator[RunningSimulator]:
+    with RunningSimulator(port=0) as sim:
+        yield sim
+
+
+@pytest.fixture
+def positions_feed(simulator: RunningSimulator) -> FeedSettings:
+    return FeedSettings(feed="positions", base_url=f"{simulator.url}/positions")
+
+
+def fast_client(settings: FeedSettings, **policy) -> FeedClient:
+    """A client whose backoff is short, so retry tests take milliseconds, not minutes."""
+    return FeedClient(
+        settings.feed,
+        settings.base_url,
+        auth=settings.auth,
+        policy=RetryPolicy(backoff_base_s=0.01, backoff_max_s=0.05, **policy),
+    )
