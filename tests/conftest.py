@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -32,14 +33,25 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres
         pg.stop()
 
 
-@pytest.fixture
-def warehouse_url(postgres: LocalPostgres) -> Iterator[str]:
-    """A fresh, empty database for one test."""
+@contextmanager
+def fresh_database(postgres: LocalPostgres) -> Iterator[str]:
+    """A new, empty database on the test server; dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     url = postgres.ensure_database(name)
-    yield url
-    with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    try:
+        yield url
+    finally:
+        with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def warehouse_url(postgres: LocalPostgres) -> Iterator[str]:
+    """A fresh, empty warehouse database for one test."""
+    with fresh_database(postgres) as url:
+        yield url
 
 
 @pytest.fixture

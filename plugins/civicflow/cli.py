@@ -9,6 +9,7 @@ server keeps its data in ``.local/postgres``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -68,8 +69,9 @@ def airflow_environment(warehouse: str, metadata: str, simulator_url: str) -> di
                 {"conn_type": "http", "host": f"{simulator_url}/positions"}
             ),
             "CIVICFLOW_ENV": env.get("CIVICFLOW_ENV", "demo"),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"),
-                                                        env.get("PYTHONPATH")])),  # fmt: skip
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(ROOT / "plugins"), env.get("PYTHONPATH")])
+            ),
         }
     )
     if metadata:
@@ -102,8 +104,18 @@ def _report(warehouse: str) -> None:
             "source_rows = accepted_rows + quarantined_rows + duplicate_rows "
             "from meta.load_audit order by started_at desc limit 12"
         ).fetchall()
-        header = ("feed", "entity", "status", "source", "accepted", "quarant.", "dupl.",
-                  "inserted", "updated", "adds up")  # fmt: skip
+        header = (
+            "feed",
+            "entity",
+            "status",
+            "source",
+            "accepted",
+            "quarant.",
+            "dupl.",
+            "inserted",
+            "updated",
+            "adds up",
+        )
         print("  " + " ".join(f"{h:>10}" for h in header))
         for row in rows:
             print("  " + " ".join(f"{'-' if v is None else str(v):>10}" for v in row))
@@ -131,16 +143,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_airflow(args: argparse.Namespace) -> int:
     from civicflow.simulator.server import RunningSimulator
 
-    with databases(stop_after=False) as (warehouse, metadata), RunningSimulator(
-        port=SIMULATOR_PORT
-    ) as sim:
+    with (
+        databases(stop_after=False) as (warehouse, metadata),
+        RunningSimulator(port=SIMULATOR_PORT) as sim,
+    ):
         env = airflow_environment(warehouse, metadata, sim.url)
         print(f"Airflow home {env['AIRFLOW_HOME']}; feed simulator on {sim.url}", flush=True)
         _airflow(env, "db", "migrate")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             _airflow(env, *(args.airflow_args or ["standalone"]))
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
@@ -188,8 +199,9 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="civicflow", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="civicflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the ingest DAGs once on embedded defaults")
     demo.add_argument("--date", type=dt.date.fromisoformat, help="logical date (default yesterday)")

@@ -143,8 +143,9 @@ class FeedClient:
                 delay,
             )
             self.sleep(delay)
-        raise FeedError(self.feed, shown, f"gave up after {self.policy.max_attempts} attempts; "
-                        f"last: {last}")
+        raise FeedError(
+            self.feed, shown, f"gave up after {self.policy.max_attempts} attempts; last: {last}"
+        )
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> tuple[Any, bytes]:
         """The decoded JSON body and the raw bytes; a body that is not JSON is an error."""

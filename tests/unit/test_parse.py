@@ -66,8 +66,13 @@ def test_text_arrays_split_on_both_category_separators():
 
 
 def test_parse_record_gives_a_reason_naming_the_field_and_value():
-    record = {"position_code": "P1", "date": "2026-10-05", "visitors": "many",
-              "activities_held": 1, "participants": 3}  # fmt: skip
+    record = {
+        "position_code": "P1",
+        "date": "2026-10-05",
+        "visitors": "many",
+        "activities_held": 1,
+        "participants": 3,
+    }
     typed, reasons = parse_record(VISITS, record)
     assert reasons == ["field visitors: not an integer ('many')"]
     assert typed["date"] == dt.date(2026, 10, 5)
@@ -84,8 +89,15 @@ def test_a_record_that_is_not_an_object_is_refused():
 
 
 def test_missing_and_extra_columns_describe_schema_drift():
-    records = [{"position_code": "P1", "date": "2026-10-05", "visitors": 1,
-                "participants": 2, "weather": "rain"}]  # fmt: skip
+    records = [
+        {
+            "position_code": "P1",
+            "date": "2026-10-05",
+            "visitors": 1,
+            "participants": 2,
+            "weather": "rain",
+        }
+    ]
     assert missing_columns(VISITS, records) == ["activities_held"]
     assert extra_columns(VISITS, records) == ["weather"]
     assert missing_columns(VISITS, []) == []

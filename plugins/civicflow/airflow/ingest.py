@@ -78,9 +78,17 @@ def _entity_tasks(entity: Entity) -> tuple[Any, Any]:
         summary = run(lookup(feed, name), warehouse_url(), load_id).as_dict()
         context["outlet_events"][asset].extra = {
             k: summary[k]
-            for k in ("load_id", "source_rows", "accepted_rows", "quarantined_rows",
-                      "duplicate_rows", "inserted_rows", "updated_rows", "watermark")
-        }  # fmt: skip
+            for k in (
+                "load_id",
+                "source_rows",
+                "accepted_rows",
+                "quarantined_rows",
+                "duplicate_rows",
+                "inserted_rows",
+                "updated_rows",
+                "watermark",
+            )
+        }
         return summary
 
     with TaskGroup(group_id=name, tooltip=entity.description) as group:

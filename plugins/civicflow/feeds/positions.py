@@ -202,8 +202,7 @@ def visit_requests(window: Window) -> list[Request]:
     first = max(first, end - dt.timedelta(days=max_catchup - 1))
     days = (end - first).days + 1
     return [
-        Request("visits", {"date": (first + dt.timedelta(days=i)).isoformat()})
-        for i in range(days)
+        Request("visits", {"date": (first + dt.timedelta(days=i)).isoformat()}) for i in range(days)
     ]
 
 

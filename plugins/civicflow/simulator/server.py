@@ -1,4 +1,4 @@
-"""The feed simulator's HTTP service: the departments' interfaces on loopback, with faults on demand.
+"""The feed simulator's HTTP service: the departments' interfaces, with faults on demand.
 
 Feeds are mounted under their own prefix (``/positions/...``), so a
 connection's host is a base URL with a path, as real gateways have. Tests
@@ -81,7 +81,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state: SimulatorState  # set on the subclass made by make_server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
     # --- plumbing --------------------------------------------------------------------------
@@ -108,13 +108,13 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- routes ----------------------------------------------------------------------------
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         self._route("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._route("POST")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._route("DELETE")
 
     def _route(self, method: str) -> None:

@@ -17,25 +17,59 @@ from typing import Any
 from civicflow.geo import wgs84_to_gcj02
 
 YUEXIU_STREETS = (
-    "洪桥", "北京", "六榕", "流花", "光塔", "人民", "东山", "农林", "梅花村",
-    "黄花岗", "华乐", "建设", "大塘", "珠光", "大东", "白云", "登峰", "矿泉",
-)  # fmt: skip
+    "洪桥",
+    "北京",
+    "六榕",
+    "流花",
+    "光塔",
+    "人民",
+    "东山",
+    "农林",
+    "梅花村",
+    "黄花岗",
+    "华乐",
+    "建设",
+    "大塘",
+    "珠光",
+    "大东",
+    "白云",
+    "登峰",
+    "矿泉",
+)
 PUBLIC_SPACES = (
-    "北京路步行街", "二沙岛绿道", "海珠广场", "越秀公园", "东山口", "广州塔江景",
-    "中山纪念堂", "农讲所", "流花湖", "花城汇", "五羊新城", "天河路口", "沿江西路",
-)  # fmt: skip
+    "北京路步行街",
+    "二沙岛绿道",
+    "海珠广场",
+    "越秀公园",
+    "东山口",
+    "广州塔江景",
+    "中山纪念堂",
+    "农讲所",
+    "流花湖",
+    "花城汇",
+    "五羊新城",
+    "天河路口",
+    "沿江西路",
+)
 SERVICE_AREAS = (
-    "综合接待", "政务服务", "党群议事", "红色教育", "党群活动", "群团服务", "人才服务", "便民服务",
-)  # fmt: skip
+    "综合接待",
+    "政务服务",
+    "党群议事",
+    "红色教育",
+    "党群活动",
+    "群团服务",
+    "人才服务",
+    "便民服务",
+)
 ROOMS = ("党员活动室", "议事厅", "图书室", "多功能厅", "心理咨询室", "儿童之家", "长者服务站")
 PLATFORMS = ("政务服务一体机", "志愿服务平台", "长者饭堂", "家庭医生工作站", "法律服务站")
-_SYLLABLES = (
-    "旧南海 东风 仓边 大马站 雅荷塘 小北 盘福 越华 法政 大南 惠福 诗书 "
-    "解放 中山 光明 广卫 较场 豪贤 文德 德政 大沙头 白云 东湖 新河浦 "
-    "竹丝岗 执信 梅东 华侨 寺右 龟岗 福今 合群 淘金 环市 麓湖 先烈 "
-    "建新 水荫 犀牛 永泰 松柏 黄花 农林 广九 杨箕 二沙 珠光 回龙 "
-    "府前 西湖 流水井 芳草 长塘 朝天 象岗 应元 流花 下塘 登峰 三元里"
-).split()
+_SYLLABLES = """
+旧南海 东风 仓边 大马站 雅荷塘 小北 盘福 越华 法政 大南 惠福 诗书
+解放 中山 光明 广卫 较场 豪贤 文德 德政 大沙头 白云 东湖 新河浦
+竹丝岗 执信 梅东 华侨 寺右 龟岗 福今 合群 淘金 环市 麓湖 先烈 建新
+水荫 犀牛 永泰 松柏 黄花 农林 广九 杨箕 二沙 珠光 回龙 府前 西湖
+流水井 芳草 长塘 朝天 象岗 应元 流花 下塘 登峰 三元里
+""".split()  # noqa: SIM905 - a word list reads best as text
 
 DISTRICT_BOX_WGS84 = (113.245, 23.105, 113.320, 23.150)  # west, south, east, north
 
@@ -188,7 +222,7 @@ def build_district(
     k = 0
     for street in streets:
         for community in street.communities:
-            services = ["综合接待"] + rng.sample(SERVICE_AREAS[1:], rng.randint(4, 7))
+            services = ["综合接待", *rng.sample(SERVICE_AREAS[1:], rng.randint(4, 7))]
             positions.append(
                 Position(
                     position_code=f"{community.code}-C",
@@ -211,9 +245,11 @@ def build_district(
             k += 1
     for i, name in enumerate(public_spaces):
         lon, lat = rng.uniform(west, east), rng.uniform(south, north)
-        street = streets[min(int((lat - south) / cell_h), rows - 1) * columns
-                         + min(int((lon - west) / cell_w), columns - 1)]  # fmt: skip
-        services = ["综合接待", "便民服务"] + rng.sample(SERVICE_AREAS[2:7], rng.randint(1, 3))
+        street = streets[
+            min(int((lat - south) / cell_h), rows - 1) * columns
+            + min(int((lon - west) / cell_w), columns - 1)
+        ]
+        services = ["综合接待", "便民服务", *rng.sample(SERVICE_AREAS[2:7], rng.randint(1, 3))]
         positions.append(
             Position(
                 position_code=f"{district_code}-P{i + 1:02d}",
@@ -247,11 +283,17 @@ def divisions_document(district: District) -> dict[str, Any]:
         for c in s.communities:
             lon, lat = _gcj(c.longitude, c.latitude)
             communities.append(
-                {"code": c.code, "name": c.name, "aliases": c.aliases,
-                 "longitude": lon, "latitude": lat}  # fmt: skip
+                {
+                    "code": c.code,
+                    "name": c.name,
+                    "aliases": c.aliases,
+                    "longitude": lon,
+                    "latitude": lat,
+                }
             )
-        streets.append({"code": s.code, "name": s.name, "aliases": s.aliases,
-                        "communities": communities})  # fmt: skip
+        streets.append(
+            {"code": s.code, "name": s.name, "aliases": s.aliases, "communities": communities}
+        )
     return {"district": {"code": district.code, "name": district.name}, "streets": streets}
 
 
