@@ -4,6 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+CIVICFLOW := $(BIN)/python -m civicflow.cli
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
@@ -17,19 +18,19 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
 	@echo "installing pinned dependencies into $(VENV) (a few minutes the first time)" >&2
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock >&2
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e . >&2
+	@$(BIN)/python -c 'import site, pathlib; pathlib.Path(site.getsitepackages()[0], "civicflow.pth").write_text(str(pathlib.Path("plugins").resolve()) + "\n")'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 install: $(STAMP)  ## create .venv and install everything pinned
 
 demo: $(STAMP)  ## run the ingest DAGs once on an embedded PostgreSQL and the feed simulator
-	$(BIN)/civicflow demo
+	$(CIVICFLOW) demo
 
 test: $(STAMP)  ## lint, then the whole test suite (what CI runs)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/civicflow expectations --check
+	$(CIVICFLOW) expectations --check
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff check and format check only
@@ -41,16 +42,16 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 airflow: $(STAMP)  ## Airflow UI at http://localhost:8080 on the embedded database (Ctrl-C stops)
-	$(BIN)/civicflow airflow standalone
+	$(CIVICFLOW) airflow standalone
 
 warehouse-url: $(STAMP)  ## print the warehouse's PostgreSQL URL (starts the embedded server)
-	@$(BIN)/civicflow db url
+	@$(CIVICFLOW) db url
 
 db-stop: $(STAMP)  ## stop the embedded PostgreSQL server
-	$(BIN)/civicflow db stop
+	$(CIVICFLOW) db stop
 
 expectations: $(STAMP)  ## rewrite expectations/ from the feed descriptions
-	$(BIN)/civicflow expectations
+	$(CIVICFLOW) expectations
 
 lock:  ## re-pin requirements.lock from requirements.in in a scratch environment
 	rm -rf .local/lock-venv && $(PYTHON) -m venv .local/lock-venv
@@ -61,5 +62,5 @@ bench: $(STAMP)  ## run the benchmarks in bench/ and write bench/results/
 	$(BIN)/python bench/run.py
 
 clean:  ## stop the embedded server and remove .local (all local data)
-	-$(BIN)/civicflow db stop
+	-$(CIVICFLOW) db stop
 	rm -rf .local

