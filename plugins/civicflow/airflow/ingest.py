@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk import DAG, Asset, TaskGroup, task
@@ -40,7 +41,26 @@ def _interval_days(context: dict[str, Any]) -> tuple[dt.date, dt.date]:
     return start_day, max(start_day, end_day)
 
 
-def _entity_tasks(entity: Entity) -> tuple[Any, Any]:
+@contextmanager
+def _permanent_errors_fail_fast() -> Iterator[None]:
+    """Fail without retries when retrying cannot help: configuration, rejected data, 4xx."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from civicflow.config import ConfigurationError
+    from civicflow.httpclient import FeedError
+    from civicflow.pipeline import BatchRejected, SchemaDriftError
+
+    try:
+        yield
+    except (ConfigurationError, BatchRejected, SchemaDriftError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    except FeedError as exc:
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+            raise AirflowFailException(str(exc)) from exc
+        raise
+
+
+def _entity_group(entity: Entity) -> TaskGroup:
     feed, name = entity.feed, entity.name
     asset = table_asset(entity.target)
 
@@ -50,16 +70,17 @@ def _entity_tasks(entity: Entity) -> tuple[Any, Any]:
         from civicflow.feeds import entity as lookup
         from civicflow.pipeline import extract as run
 
-        person_key()  # refuse to start without a proper secret, whatever the feed
-        start, end = _interval_days(context)
-        return run(
-            lookup(feed, name),
-            feed_settings(feed),
-            warehouse_url(),
-            start,
-            end,
-            run_id=context["run_id"],
-        )
+        with _permanent_errors_fail_fast():
+            person_key()  # refuse to start without a proper secret, whatever the feed
+            start, end = _interval_days(context)
+            return run(
+                lookup(feed, name),
+                feed_settings(feed),
+                warehouse_url(),
+                start,
+                end,
+                run_id=context["run_id"],
+            )
 
     @task(task_id="validate")
     def validate(load_id: str) -> dict[str, Any]:
@@ -67,7 +88,8 @@ def _entity_tasks(entity: Entity) -> tuple[Any, Any]:
         from civicflow.feeds import entity as lookup
         from civicflow.pipeline import validate as run
 
-        return run(lookup(feed, name), warehouse_url(), load_id).as_dict()
+        with _permanent_errors_fail_fast():
+            return run(lookup(feed, name), warehouse_url(), load_id).as_dict()
 
     @task(task_id="merge", outlets=[asset])
     def merge(load_id: str, **context: Any) -> dict[str, Any]:
@@ -75,7 +97,8 @@ def _entity_tasks(entity: Entity) -> tuple[Any, Any]:
         from civicflow.feeds import entity as lookup
         from civicflow.pipeline import merge as run
 
-        summary = run(lookup(feed, name), warehouse_url(), load_id).as_dict()
+        with _permanent_errors_fail_fast():
+            summary = run(lookup(feed, name), warehouse_url(), load_id).as_dict()
         context["outlet_events"][asset].extra = {
             k: summary[k]
             for k in (
@@ -96,7 +119,7 @@ def _entity_tasks(entity: Entity) -> tuple[Any, Any]:
         checked = validate(load_id)
         merged = merge(load_id)
         checked >> merged
-    return group, group
+    return group
 
 
 def ingest_dag(
@@ -127,8 +150,8 @@ def ingest_dag(
     ) as dag:
         previous = None
         for entity in entities:
-            first, last = _entity_tasks(entity)
+            group = _entity_group(entity)
             if previous is not None:
-                previous >> first
-            previous = last
+                previous >> group
+            previous = group
     return dag
