@@ -75,9 +75,7 @@ def airflow_environment(warehouse: str, metadata: str, simulator_url: str) -> di
         }
     )
     if metadata:
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata.replace(
-            "postgresql://", "postgresql+psycopg://", 1
-        )
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata
     if env["CIVICFLOW_ENV"] == "demo" and not env.get("CIVICFLOW_PERSON_KEY"):
         env["CIVICFLOW_PERSON_KEY"] = DEMO_PERSON_KEY  # explicit, and refused outside the demo
     return env
@@ -134,7 +132,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         env = airflow_environment(warehouse, metadata, sim.url)
         print(f"warehouse: {warehouse.split('@')[-1]}  feed simulator: {sim.url}", flush=True)
         _airflow(env, "db", "migrate")
-        _airflow(env, "dags", "reserialize")
         _airflow(env, "dags", "test", "positions_ingest", day.isoformat())
         _report(warehouse)
     return 0

@@ -83,6 +83,9 @@ def test_airflow_dags_test_loads_the_positions_feed(airflow_env, postgres, simul
                 t: conn.execute(f"select count(*) from core.{t}").fetchone()[0]  # noqa: S608
                 for t in ("dim_street", "dim_community", "dim_position", "fact_position_day")
             }
+            watermark = conn.execute(
+                "select watermark from meta.feed_state where entity = 'visits'"
+            ).fetchone()[0]
             audits = conn.execute(
                 "select entity, status, run_id, source_rows = accepted_rows + quarantined_rows "
                 "+ duplicate_rows from meta.load_audit order by started_at"
@@ -101,6 +104,7 @@ def test_airflow_dags_test_loads_the_positions_feed(airflow_env, postgres, simul
         ("positions", "succeeded", True),
         ("visits", "succeeded", True),
     ]
+    assert watermark == DAY.isoformat()  # a manual run covers its logical date
     assert len({a[2] for a in audits}) == 1 and audits[0][2].startswith("manual__")
     assert DEMO_PERSON_KEY not in result.stdout + result.stderr
 

@@ -31,14 +31,22 @@ def table_asset(table: str) -> Asset:
 
 
 def _interval_days(context: dict[str, Any]) -> tuple[dt.date, dt.date]:
-    """First and last complete local day of the run's data interval."""
+    """First and last local day a run covers.
+
+    A scheduled run covers its data interval [start, end); a manual run, whose
+    interval is a single instant, covers the local day of its logical date.
+    """
     import pendulum
 
-    end = context.get("data_interval_end") or pendulum.now(LOCAL_TZ)
-    start = context.get("data_interval_start") or end.subtract(days=1)
-    start_day = pendulum.instance(start).in_timezone(LOCAL_TZ).date()
-    end_day = pendulum.instance(end).in_timezone(LOCAL_TZ).subtract(microseconds=1).date()
-    return start_day, max(start_day, end_day)
+    start = context.get("data_interval_start")
+    end = context.get("data_interval_end")
+    if start is None or end is None:
+        start = end = context.get("logical_date") or pendulum.now(LOCAL_TZ).subtract(days=1)
+    start_local = pendulum.instance(start).in_timezone(LOCAL_TZ)
+    end_local = pendulum.instance(end).in_timezone(LOCAL_TZ)
+    if end_local <= start_local:
+        return start_local.date(), start_local.date()
+    return start_local.date(), end_local.subtract(microseconds=1).date()
 
 
 @contextmanager
