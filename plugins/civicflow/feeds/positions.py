@@ -12,21 +12,12 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from civicflow.domain import POSITION_LEVELS as LEVELS
+from civicflow.domain import SERVICE_AREAS
 from civicflow.geo import gcj02_to_wgs84
 from civicflow.spec import Column, Entity, Field, Reject, Request, Window
 
 FEED = "positions"
-LEVELS = ("district", "street", "community", "public_space")
-SERVICE_AREAS = (
-    "综合接待",
-    "政务服务",
-    "党群议事",
-    "红色教育",
-    "党群活动",
-    "群团服务",
-    "人才服务",
-    "便民服务",
-)
 CODE = r"^[0-9A-Za-z_-]{1,32}$"
 # Mainland China, generously: a coordinate outside is a wrong or swapped value.
 LONGITUDE = {"min": 73.0, "max": 136.0}

@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from civicflow.domain import SERVICE_AREAS
 from civicflow.geo import wgs84_to_gcj02
 
 YUEXIU_STREETS = (
@@ -50,16 +51,6 @@ PUBLIC_SPACES = (
     "五羊新城",
     "天河路口",
     "沿江西路",
-)
-SERVICE_AREAS = (
-    "综合接待",
-    "政务服务",
-    "党群议事",
-    "红色教育",
-    "党群活动",
-    "群团服务",
-    "人才服务",
-    "便民服务",
 )
 ROOMS = ("党员活动室", "议事厅", "图书室", "多功能厅", "心理咨询室", "儿童之家", "长者服务站")
 PLATFORMS = ("政务服务一体机", "志愿服务平台", "长者饭堂", "家庭医生工作站", "法律服务站")
