@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin
 
 import requests
@@ -30,6 +30,12 @@ class FeedError(RuntimeError):
     def __init__(self, feed: str, url: str, reason: str, status: int | None = None):
         self.feed, self.url, self.reason, self.status = feed, url, reason, status
         super().__init__(f"{feed} feed: {url}: {reason}")
+
+
+class Fetched(NamedTuple):
+    document: Any
+    body: bytes
+    url: str
 
 
 @dataclass(frozen=True)
@@ -147,11 +153,11 @@ class FeedClient:
             self.feed, shown, f"gave up after {self.policy.max_attempts} attempts; last: {last}"
         )
 
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> tuple[Any, bytes]:
-        """The decoded JSON body and the raw bytes; a body that is not JSON is an error."""
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Fetched:
+        """The decoded JSON body, its raw bytes and the URL; a body that is not JSON is an error."""
         response = self.get(path, params)
         try:
-            return response.json(), response.content
+            return Fetched(response.json(), response.content, response.url)
         except ValueError as exc:
             shown = response.url or self.url(path)
             raise FeedError(

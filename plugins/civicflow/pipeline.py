@@ -124,11 +124,8 @@ def extract(
         try:
             landed = []
             for request in entity.requests(window):
-                _, body = client.get_json(request.path, request.params)
-                url = client.url(request.path)
-                if request.params:
-                    url += "?" + "&".join(f"{k}={v}" for k, v in request.params.items())
-                landed.append((url, body))
+                fetched = client.get_json(request.path, request.params)
+                landed.append((fetched.url, fetched.body))
         except FeedError as exc:
             _fail(conn, load_id, "failed", str(exc))
             raise

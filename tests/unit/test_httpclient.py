@@ -35,7 +35,7 @@ def client(sim: RunningSimulator, **kwargs) -> tuple[FeedClient, list[float]]:
 def test_retry_after_is_honoured_on_429(sim):
     faults(sim, {"path": "/positions/positions", "status": 429, "retry_after": "7", "times": 2})
     feed, waits = client(sim)
-    document, _ = feed.get_json("positions")
+    document = feed.get_json("positions").document
     assert len(document) == 254
     assert waits == [7.0, 7.0]
 
@@ -88,7 +88,7 @@ def test_read_timeouts_and_connection_resets_are_retried(sim):
     feed, waits = client(sim)
     feed.read_timeout_s = 0.5
     started = time.monotonic()
-    document, _ = feed.get_json("divisions")
+    document = feed.get_json("divisions").document
     assert len(document["streets"]) == 18
     assert feed.attempts == 3 and len(waits) == 2
     assert time.monotonic() - started < 10
