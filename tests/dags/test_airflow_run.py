@@ -23,7 +23,8 @@ from ..conftest import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 20)
-pytestmark = pytest.mark.airflow
+# Airflow starts slowly on a shared 2-core machine: allow far more than a normal test.
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(2400)]
 
 
 def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -94,7 +94,7 @@ def _community(row: dict[str, Any], refs: Any) -> dict[str, Any]:
 
 
 class DivisionIndex:
-    """Street and community names and aliases to codes, as ``/divisions`` defines them."""
+    """Street and community codes, names and aliases to codes, as ``/divisions`` defines them."""
 
     def __init__(self, rows: list[dict[str, Any]]):
         self.streets: dict[str, set[str]] = {}
