@@ -69,6 +69,8 @@ def airflow_environment(warehouse: str, metadata: str, simulator_url: str) -> di
                 {"conn_type": "http", "host": f"{simulator_url}/positions"}
             ),
             "CIVICFLOW_ENV": env.get("CIVICFLOW_ENV", "demo"),
+            # airflow standalone starts its components as `airflow ...` from the PATH.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
             "PYTHONPATH": os.pathsep.join(
                 filter(None, [str(ROOT / "plugins"), env.get("PYTHONPATH")])
             ),

@@ -65,19 +65,22 @@ def test_ingest_tasks_are_verbs_and_merges_publish_core_assets(dagbag):
 def test_dag_file_imports_fast_without_heavy_modules(dag_file):
     """Parse cost, in a fresh interpreter after Airflow's own SDK is imported.
 
-    The real guard is that no heavy module is imported; the time bound is loose
-    because shared CI machines are slow and noisy (bench/ measures it properly).
+    The real guard is that no heavy module is imported. Time is judged against
+    importing the Airflow SDK in the same process, since shared machines vary
+    tenfold in speed; bench/ reports the absolute figure.
     """
     probe = f"""
 import importlib.util, json, sys, time
+baseline_start = time.perf_counter()
 from airflow.sdk import DAG, Asset, TaskGroup, task  # Airflow's own cost, the baseline
+baseline = time.perf_counter() - baseline_start
 before = set(sys.modules)
 start = time.perf_counter()
 spec = importlib.util.spec_from_file_location("dag_under_test", {str(dag_file)!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 elapsed = time.perf_counter() - start
-print(json.dumps({{"seconds": elapsed,
+print(json.dumps({{"seconds": elapsed, "baseline": baseline,
                    "heavy": [m for m in {HEAVY_MODULES!r}
                              if m in sys.modules and m not in before]}}))
 """
@@ -95,4 +98,4 @@ print(json.dumps({{"seconds": elapsed,
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["heavy"] == []
-    assert report["seconds"] < 5.0, report
+    assert report["seconds"] < max(2.0, 2 * report["baseline"]), report
