@@ -27,9 +27,7 @@ install: $(STAMP)  ## create .venv and install everything pinned
 demo: $(STAMP)  ## run the ingest DAGs once on an embedded PostgreSQL and the feed simulator
 	$(CIVICFLOW) demo
 
-test: $(STAMP)  ## lint, then the whole test suite (what CI runs)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint  ## lint, then the whole test suite (what CI runs)
 	$(CIVICFLOW) expectations --check
 	$(BIN)/pytest
 

@@ -32,6 +32,7 @@ def BIN_DIR() -> Path:
 
 
 SUPERUSER = "postgres"
+SYSTEM_USER = "embedded_postgres"  # the server runs as this user when we are root
 
 
 class LocalPostgresError(RuntimeError):
@@ -75,7 +76,7 @@ class LocalPostgres:
         """As root, the unprivileged user the server runs as, with access to what it needs."""
         if os.geteuid() != 0:
             return None
-        user = "embedded_postgres"
+        user = SYSTEM_USER
         try:
             pwd.getpwnam(user)
         except KeyError:
@@ -186,7 +187,7 @@ class LocalPostgres:
     def stop(self) -> None:
         if not self.running_port():
             return
-        user = "embedded_postgres" if os.geteuid() == 0 else None
+        user = SYSTEM_USER if os.geteuid() == 0 else None
         self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop"], user)
 
     def ensure_database(self, name: str) -> str:
