@@ -61,6 +61,30 @@ def test_ingest_tasks_are_verbs_and_merges_publish_core_assets(dagbag):
     assert order.index("positions.merge") < order.index("visits.validate")
 
 
+def test_an_extract_task_refuses_the_demo_key_in_production_without_retries(
+    dagbag, monkeypatch
+):
+    """The task's own callable, as Airflow would call it: AirflowFailException means no retries.
+
+    It must stop before it reaches the warehouse or the feed, so neither is configured here.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from civicflow.config import DEMO_PERSON_KEY
+
+    monkeypatch.setenv("CIVICFLOW_PERSON_KEY", DEMO_PERSON_KEY)
+    monkeypatch.setenv("CIVICFLOW_ENV", "production")
+    for name in ("AIRFLOW_CONN_WAREHOUSE", "AIRFLOW_CONN_POSITIONS_FEED"):
+        monkeypatch.delenv(name, raising=False)
+    extract = dagbag.dags["positions_ingest"].get_task("streets.extract")
+    with pytest.raises(AirflowFailException, match="published demo key"):
+        extract.python_callable(run_id="manual__refusal", logical_date=None)
+    monkeypatch.setenv("CIVICFLOW_ENV", "demo")
+    with pytest.raises(Exception) as err:  # past the key check, it now needs a warehouse
+        extract.python_callable(run_id="manual__refusal", logical_date=None)
+    assert "published demo key" not in str(err.value)
+
+
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
 def test_dag_file_imports_fast_without_heavy_modules(dag_file):
     """Parse cost, in a fresh interpreter after Airflow's own SDK is imported.
