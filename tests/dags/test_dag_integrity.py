@@ -61,9 +61,7 @@ def test_ingest_tasks_are_verbs_and_merges_publish_core_assets(dagbag):
     assert order.index("positions.merge") < order.index("visits.validate")
 
 
-def test_an_extract_task_refuses_the_demo_key_in_production_without_retries(
-    dagbag, monkeypatch
-):
+def test_an_extract_task_refuses_the_demo_key_in_production_without_retries(dagbag, monkeypatch):
     """The task's own callable, as Airflow would call it: AirflowFailException means no retries.
 
     It must stop before it reaches the warehouse or the feed, so neither is configured here.
