@@ -18,7 +18,7 @@ help:  ## list the targets
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "civicflow needs Python 3.11 (set PYTHON=...)")' >&2
 	@test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV) >&2
-	@test -x $(BIN)/uv || $(PYTHON) -m pip install --quiet --disable-pip-version-check --python $(BIN)/python uv==$(UV_VERSION) >&2
+	@test -x $(BIN)/uv || $(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check uv==$(UV_VERSION) >&2
 	@echo "installing pinned dependencies into $(VENV) (a few minutes the first time)" >&2
 	@$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.lock >&2
 	@$(BIN)/python -c 'import site, pathlib; pathlib.Path(site.getsitepackages()[0], "civicflow.pth").write_text(str(pathlib.Path("plugins").resolve()) + "\n")'

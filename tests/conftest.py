@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from civicflow.config import FeedSettings
-from civicflow.httpclient import FeedClient, RetryPolicy
+from civicflow.httpclient import FeedClient, RetryPolicy, client_for
 from civicflow.localdb import LocalPostgres, free_port
 from civicflow.simulator.server import RunningSimulator
 
@@ -67,9 +67,6 @@ def positions_feed(simulator: RunningSimulator) -> FeedSettings:
 
 def fast_client(settings: FeedSettings, **policy) -> FeedClient:
     """A client whose backoff is short, so retry tests take milliseconds, not minutes."""
-    return FeedClient(
-        settings.feed,
-        settings.base_url,
-        auth=settings.auth,
-        policy=RetryPolicy(backoff_base_s=0.01, backoff_max_s=0.05, **policy),
+    return client_for(
+        settings, policy=RetryPolicy(backoff_base_s=0.01, backoff_max_s=0.05, **policy)
     )

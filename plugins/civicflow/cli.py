@@ -20,9 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from civicflow.config import DEMO_PERSON_KEY
+from civicflow.simulator.server import DEMO_CLIENT
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = Path(os.environ.get("CIVICFLOW_LOCAL_DIR", ROOT / ".local"))
+DEMO_DAGS = ("positions_ingest", "health_ingest")  # references first
 SIMULATOR_PORT = int(os.environ.get("CIVICFLOW_SIMULATOR_PORT", "8765"))
 
 
@@ -67,6 +69,15 @@ def airflow_environment(warehouse: str, metadata: str, simulator_url: str) -> di
             "AIRFLOW_CONN_WAREHOUSE": warehouse,
             "AIRFLOW_CONN_POSITIONS_FEED": json.dumps(
                 {"conn_type": "http", "host": f"{simulator_url}/positions"}
+            ),
+            # The simulator's own client credentials, not anyone's secret.
+            "AIRFLOW_CONN_HEALTH_FEED": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": f"{simulator_url}/health",
+                    "login": DEMO_CLIENT[0],
+                    "password": DEMO_CLIENT[1],
+                }
             ),
             "CIVICFLOW_ENV": env.get("CIVICFLOW_ENV", "demo"),
             # airflow standalone starts its components as `airflow ...` from the PATH.
@@ -119,6 +130,14 @@ def _report(warehouse: str) -> None:
         print("  " + " ".join(f"{h:>10}" for h in header))
         for row in rows:
             print("  " + " ".join(f"{'-' if v is None else str(v):>10}" for v in row))
+        reasons = conn.execute(
+            "select feed, entity, regexp_replace(reasons[1], ' ''.*$', ''), count(*) "
+            "from quarantine.rejected_row group by 1, 2, 3 order by 1, 2, 4 desc"
+        ).fetchall()
+        if reasons:
+            print("\nQuarantined rows by first reason:")
+            for feed, entity, reason, count in reasons:
+                print(f"  {feed}.{entity:<20} {count:>7}  {reason}")
         bad = conn.execute(
             "select count(*) from meta.load_audit "
             "where source_rows <> accepted_rows + quarantined_rows + duplicate_rows"
@@ -130,11 +149,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from civicflow.simulator.server import RunningSimulator
 
     day = args.date or (dt.datetime.now(dt.UTC) + dt.timedelta(hours=8)).date() - dt.timedelta(1)
-    with databases(stop_after=True) as (warehouse, metadata), RunningSimulator(port=0) as sim:
+    with (
+        databases(stop_after=True) as (warehouse, metadata),
+        RunningSimulator(port=0, scale=args.scale) as sim,
+    ):
         env = airflow_environment(warehouse, metadata, sim.url)
         print(f"warehouse: {warehouse.split('@')[-1]}  feed simulator: {sim.url}", flush=True)
         _airflow(env, "db", "migrate")
-        _airflow(env, "dags", "test", "positions_ingest", day.isoformat())
+        # `airflow dags test` of each DAG, in one interpreter (Airflow imports once).
+        subprocess.run(
+            [sys.executable, "-m", "civicflow.airflow.dagtest", day.isoformat(), *DEMO_DAGS],
+            env=env,
+            check=True,
+        )
         _report(warehouse)
     return 0
 
@@ -204,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the ingest DAGs once on embedded defaults")
     demo.add_argument("--date", type=dt.date.fromisoformat, help="logical date (default yesterday)")
+    demo.add_argument(
+        "--scale",
+        type=float,
+        default=0.002,
+        help="share of a district-year the simulator serves (default 0.002)",
+    )
     demo.set_defaults(func=cmd_demo)
     airflow = sub.add_parser("airflow", help="run an airflow command on the local set-up")
     airflow.add_argument("airflow_args", nargs=argparse.REMAINDER)

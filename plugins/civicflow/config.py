@@ -21,6 +21,14 @@ FEED_CONNECTIONS = {
     "volunteer": "volunteer_feed",
     "positions": "positions_feed",
 }
+# How each feed's connection credentials (login, password) are presented.
+FEED_AUTH = {
+    "civil_affairs": "basic",
+    "health": "oauth2_client_credentials",
+    "elderly_care": "header:X-Api-Token",
+    "volunteer": "header:X-Api-Key",
+    "positions": "basic",  # only when the connection has a login
+}
 WAREHOUSE_CONNECTION = "warehouse"
 PERSON_KEY_CONNECTION = "civicflow_person_key"
 PERSON_KEY_ENV = "CIVICFLOW_PERSON_KEY"

@@ -33,9 +33,21 @@ class FeedError(RuntimeError):
 
 
 class Fetched(NamedTuple):
-    document: Any
+    document: Any  # the decoded JSON, or None for a file
     body: bytes
     url: str
+    content_type: str = "application/json"
+
+
+@dataclass
+class ClientCredentials:
+    """OAuth 2 client credentials: a bearer token, fetched when needed and renewed on 401."""
+
+    token_path: str
+    client_id: str
+    client_secret: str
+    token: str | None = None
+    issued: int = 0  # tokens fetched, for audits and tests
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,7 @@ class FeedClient:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
     session: requests.Session = field(default_factory=requests.Session)
+    oauth: ClientCredentials | None = None
 
     def __post_init__(self) -> None:
         if not self.base_url.endswith("/"):
@@ -96,6 +109,43 @@ class FeedClient:
         return self.request("GET", path, params=params)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One call with retries; with OAuth, a 401 renews the token once and repeats the call."""
+        if self.oauth is None:
+            return self._request(method, path, **kwargs)
+        for renew in (False, True):
+            if renew or self.oauth.token is None:
+                self._renew_token()
+            headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self.oauth.token}"}
+            try:
+                return self._request(method, path, headers=headers, **kwargs)
+            except FeedError as exc:
+                if exc.status != 401 or renew:
+                    raise
+                log.info("%s feed: token refused (401); fetching a new one", self.feed)
+                kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
+        raise AssertionError("unreachable")
+
+    def _renew_token(self) -> None:
+        assert self.oauth is not None
+        response = self._request(
+            "POST",
+            self.oauth.token_path,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.oauth.client_id,
+                "client_secret": self.oauth.client_secret,
+            },
+        )
+        try:
+            token = response.json()["access_token"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FeedError(
+                self.feed, response.url, f"token response has no access_token{_body_hint(response)}"
+            ) from exc
+        self.oauth.token = token
+        self.oauth.issued += 1
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = self.url(path)
         shown = requests.Request(method, url, params=kwargs.get("params")).prepare().url or url
         last = ""
@@ -153,6 +203,12 @@ class FeedClient:
             self.feed, shown, f"gave up after {self.policy.max_attempts} attempts; last: {last}"
         )
 
+    def get_file(self, path: str, params: Mapping[str, Any] | None = None) -> Fetched:
+        """A file, as bytes, with its URL and content type (nothing is decoded)."""
+        response = self.get(path, params)
+        content_type = response.headers.get("Content-Type", "application/octet-stream")
+        return Fetched(None, response.content, response.url, content_type.split(";")[0].strip())
+
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Fetched:
         """The decoded JSON body, its raw bytes and the URL; a body that is not JSON is an error."""
         response = self.get(path, params)
@@ -175,3 +231,25 @@ class FeedClient:
 def _body_hint(response: requests.Response) -> str:
     text = response.text.strip().replace("\n", " ")
     return f"; body starts {text[:120]!r}" if text else ""
+
+
+def client_for(settings: Any, **kwargs: Any) -> FeedClient:
+    """A client for a feed's settings, presenting the credentials as the feed's interface asks."""
+    from civicflow.config import FEED_AUTH
+
+    scheme = FEED_AUTH.get(settings.feed, "basic")
+    headers = dict(settings.headers)
+    auth = None
+    oauth = None
+    login, password = settings.auth or (None, None)
+    if scheme == "basic":
+        auth = settings.auth if login else None
+    elif scheme.startswith("header:"):
+        if password:
+            headers[scheme.removeprefix("header:")] = password
+    elif scheme == "oauth2_client_credentials" and login:
+        token_path = settings.options.get("token_path", "oauth/token")
+        oauth = ClientCredentials(token_path, login, password or "")
+    return FeedClient(
+        settings.feed, settings.base_url, auth=auth, headers=headers, oauth=oauth, **kwargs
+    )

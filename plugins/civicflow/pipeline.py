@@ -25,9 +25,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from civicflow.config import FeedSettings
-from civicflow.httpclient import FeedClient, FeedError
+from civicflow.httpclient import FeedClient, FeedError, client_for
 from civicflow.parse import extra_columns, missing_columns, parse_record
-from civicflow.spec import SQL_TYPES, Entity, Reject, Window
+from civicflow.spec import SQL_TYPES, Context, Entity, Reject, Window
 from civicflow.warehouse import connect, migrate, sql_file
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def extract(
 ) -> str:
     """Fetch the entity's payloads for the window and land them in ``raw``; returns the load id."""
     load_id = str(uuid.uuid4())
-    client = client or FeedClient(feed.feed, feed.base_url, auth=feed.auth, headers=feed.headers)
+    client = client or client_for(feed)
     with open_warehouse(warehouse_url) as conn:
         with conn.transaction():
             state = conn.execute(
@@ -122,10 +122,7 @@ def extract(
         window = Window(start_date, end_date, state[0] if state else None, feed.options)
         attempts_before = client.attempts
         try:
-            landed = []
-            for request in entity.requests(window):
-                fetched = client.get_json(request.path, request.params)
-                landed.append((fetched.url, fetched.body))
+            landed = list(_fetch(entity, client, window))
         except FeedError as exc:
             _fail(conn, load_id, "failed", str(exc))
             raise
@@ -139,13 +136,13 @@ def extract(
                             load_id,
                             entity.feed,
                             entity.name,
-                            url,
-                            "application/json",
-                            len(body),
-                            hashlib.sha256(body).hexdigest(),
-                            body,
+                            f.url,
+                            f.content_type,
+                            len(f.body),
+                            hashlib.sha256(f.body).hexdigest(),
+                            f.body,
                         )
-                        for url, body in landed
+                        for f in landed
                     ],
                 )
             conn.execute(
@@ -155,6 +152,18 @@ def extract(
             )
     log.info("%s: landed %d payloads as load %s", entity.qualified_name, len(landed), load_id)
     return load_id
+
+
+def _fetch(entity: Entity, client: FeedClient, window: Window) -> Any:
+    if entity.fetch is not None:
+        yield from entity.fetch(client, window)
+        return
+    for request in entity.requests(window):
+        yield client.get_json(request.path, request.params)
+
+
+def _decode_json(body: bytes, url: str) -> Any:
+    return json.loads(body)
 
 
 # --- validate ----------------------------------------------------------------------------------
@@ -177,9 +186,10 @@ def _records(conn: psycopg.Connection, entity: Entity, load_id: str) -> list[Any
         "select request_url, body from raw.payload where load_id = %s order by payload_id",
         (load_id,),
     ).fetchall()
+    decode = entity.decode or _decode_json
     for url, body in payloads:
         try:
-            document = json.loads(bytes(body))
+            document = decode(bytes(body), url)
             records.extend(entity.records(document))
         except ValueError as exc:
             raise BatchError(entity, load_id, f"payload of {url} cannot be read: {exc}") from exc
@@ -196,7 +206,7 @@ def _references(conn: psycopg.Connection, entity: Entity) -> Any:
     return entity.index_references(loaded)
 
 
-def judge(entity: Entity, records: list[Any], references: Any) -> _Verdicts:
+def judge(entity: Entity, records: list[Any], context: Context) -> _Verdicts:
     """Every record's verdict: staged, quarantined with reasons, or a duplicate."""
     from civicflow.validation import validate_rows
 
@@ -222,14 +232,20 @@ def judge(entity: Entity, records: list[Any], references: Any) -> _Verdicts:
         if index in rejected:
             continue
         try:
-            accepted[index] = entity.transform(typed, references)
+            accepted[index] = entity.transform(typed, context)
         except Reject as exc:
             rejected[index] = [exc.reason]
 
-    # The same key twice in one batch: the later record wins, the earlier is a duplicate.
+    # The same key twice in one batch: the later record wins (by ``latest_by`` when the
+    # entity has one, else by position), the other is a duplicate.
     latest: dict[tuple, int] = {}
     for index, row in accepted.items():
-        latest[tuple(row[k] for k in entity.key)] = index
+        key = tuple(row[k] for k in entity.key)
+        if entity.latest_by and key in latest:
+            kept = accepted[latest[key]][entity.latest_by]
+            if kept is not None and (row[entity.latest_by] is None or row[entity.latest_by] < kept):
+                continue
+        latest[key] = index
     keep = set(latest.values())
     duplicates = len(accepted) - len(keep)
     accepted = {i: row for i, row in accepted.items() if i in keep}
@@ -261,8 +277,15 @@ def _ensure_staging_table(conn: psycopg.Connection, entity: Entity) -> sql.Compo
     return table
 
 
-def validate(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
-    """Parse and validate a landed batch; stage what passes, quarantine what does not."""
+def validate(
+    entity: Entity, warehouse_url: str, load_id: str, secret: bytes | None = None
+) -> BatchSummary:
+    """Parse and validate a landed batch; stage what passes, quarantine what does not.
+
+    ``secret`` is the person-key secret, required by entities that read ID numbers.
+    """
+    if entity.uses_person_key and not secret:
+        raise BatchError(entity, load_id, "this entity needs the person-key secret")
     with open_warehouse(warehouse_url) as conn:
         try:
             records = _records(conn, entity, load_id)
@@ -274,7 +297,8 @@ def validate(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
                     f"required field(s) {', '.join(missing)} missing from every record: the "
                     "interface has changed; nothing was loaded",
                 )
-            verdicts = judge(entity, records, _references(conn, entity))
+            context = Context(_references(conn, entity), secret)
+            verdicts = judge(entity, records, context)
         except BatchError as exc:
             _fail(conn, load_id, "failed", exc.reason)
             raise
@@ -313,7 +337,7 @@ def validate(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
                             entity.feed,
                             entity.name,
                             index,
-                            Jsonb(_jsonable(verdicts.records[index])),
+                            Jsonb(_quarantined(entity, verdicts.records[index])),
                             reasons,
                             verdicts.failed_expectations.get(index, []),
                         )
@@ -376,7 +400,11 @@ def _top_reasons(rejected: Mapping[int, list[str]], n: int = 3) -> str:
     return "; ".join(f"{reason} ×{count}" for reason, count in counts.most_common(n))
 
 
-def _jsonable(record: Any) -> Any:
+def _quarantined(entity: Entity, record: Any) -> Any:
+    """The record as kept in quarantine: original values, without raw-only fields."""
+    if isinstance(record, Mapping):
+        dropped = {f.source_name for f in entity.fields if f.raw_only}
+        record = {k: v for k, v in record.items() if k not in dropped}
     return json.loads(json.dumps(record, ensure_ascii=False, default=str))
 
 
@@ -424,6 +452,11 @@ def _merge_statement(entity: Entity) -> sql.Composed:
         updates=sql.SQL(", ").join(sql.SQL("{0} = excluded.{0}").format(ident(c)) for c in values),
         changed_target=sql.SQL(", ").join(ident(table, c) for c in values),
         changed_excluded=sql.SQL(", ").join(ident("excluded", c) for c in values),
+        newer=sql.SQL("and {} >= {}").format(
+            ident("excluded", entity.latest_by), ident(table, entity.latest_by)
+        )
+        if entity.latest_by
+        else sql.SQL(""),
     )
 
 
@@ -532,8 +565,9 @@ def run_entity(
     end_date: dt.date,
     run_id: str | None = None,
     client: FeedClient | None = None,
+    secret: bytes | None = None,
 ) -> BatchSummary:
     """All three steps in one process: for scripts, benchmarks and tests without Airflow."""
     load_id = extract(entity, feed, warehouse_url, start_date, end_date, run_id, client)
-    validate(entity, warehouse_url, load_id)
+    validate(entity, warehouse_url, load_id, secret)
     return merge(entity, warehouse_url, load_id)

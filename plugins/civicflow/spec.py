@@ -44,6 +44,7 @@ class Field:
     required: bool = True  # must be present in the record
     nullable: bool = False
     personal: bool = False  # personal data: never copied past staging
+    raw_only: bool = False  # never copied past raw, not even into quarantine (clinical details)
     min: float | None = None
     max: float | None = None
     values: tuple[str, ...] | None = None
@@ -79,6 +80,21 @@ class Reject(Exception):
 
 
 @dataclass(frozen=True)
+class Context:
+    """What every ``transform`` call receives besides the record."""
+
+    references: Any = None  # the result of the entity's ``index_references``
+    secret: bytes | None = None  # the person-key secret, for entities that read ID numbers
+
+    def person_key(self, id_no: str) -> str:
+        from civicflow.identity import person_key
+
+        if self.secret is None:
+            raise RuntimeError("this batch was validated without the person-key secret")
+        return person_key(id_no, self.secret)
+
+
+@dataclass(frozen=True)
 class Window:
     """What an extraction should cover: the run's data interval and the feed's state."""
 
@@ -95,18 +111,26 @@ class Entity:
     feed: str
     name: str
     description: str
-    requests: Callable[[Window], Sequence[Request]]
-    records: Callable[[Any], Iterable[Mapping[str, Any]]]  # payload JSON -> source records
+    records: Callable[[Any], Iterable[Mapping[str, Any]]]  # decoded payload -> source records
     fields: tuple[Field, ...]
     columns: tuple[Column, ...]  # staged rows, in the target table's names
     key: tuple[str, ...]
     target: str  # schema.table in the warehouse
-    transform: Callable[[dict[str, Any], Any], dict[str, Any]]
+    transform: Callable[[dict[str, Any], Context], dict[str, Any]]
+    # What to fetch: either a list of GET requests answered with JSON, or a function
+    # that pages through the feed itself: ``fetch(client, window)`` yields Fetched payloads.
+    requests: Callable[[Window], Sequence[Request]] | None = None
+    fetch: Callable[[Any, Window], Iterable[Any]] | None = None
+    decode: Callable[[bytes, str], Any] | None = None  # (body, url) -> payload; default JSON
     # Reference data from the warehouse: sql/queries files whose rows are handed to
     # ``index_references``, whose result every ``transform`` call receives.
     references: tuple[str, ...] = ()
     index_references: Callable[[Mapping[str, list[dict[str, Any]]]], Any] | None = None
+    uses_person_key: bool = False  # the transform calls ``context.person_key``
     watermark_column: str | None = None  # column whose maximum becomes the watermark
+    # Of two rows with the same key, the one with the larger value here wins, in a
+    # batch and against core (a source's own last-change time); else the later row.
+    latest_by: str | None = None
     max_rejection_rate: float = 0.05
     expected_cadence_hours: int = 24
     extra_expectations: tuple[dict[str, Any], ...] = ()
@@ -130,7 +154,11 @@ class Entity:
                 raise ValueError(
                     f"{self.qualified_name}: column {c.name} has unknown type {c.type}"
                 )
-        personal = {f.name for f in self.fields if f.personal}
+        if (self.requests is None) == (self.fetch is None):
+            raise ValueError(f"{self.qualified_name}: give exactly one of requests and fetch")
+        if self.latest_by and self.latest_by not in column_names:
+            raise ValueError(f"{self.qualified_name}: latest_by {self.latest_by} is not a column")
+        personal = {f.name for f in self.fields if f.personal or f.raw_only}
         leaked = personal & column_names
         if leaked:
             raise ValueError(f"{self.qualified_name}: personal fields {sorted(leaked)} are columns")

@@ -6,5 +6,5 @@ from {staging}
 where load_id = %(load_id)s
 on conflict ({key}) do update
 set {updates}, load_id = excluded.load_id, updated_at = excluded.updated_at
-where ({changed_target}) is distinct from ({changed_excluded})
+where ({changed_target}) is distinct from ({changed_excluded}) {newer}
 returning (xmax = 0) as inserted

@@ -1,6 +1,9 @@
-"""Real Airflow: ``airflow dags test positions_ingest``, then the warehouse is checked.
+"""Real Airflow: ``airflow dags test`` of every ingest DAG, then the warehouse is checked.
 
-Airflow runs are slow to start, so one metadata database serves the module.
+Airflow and Great Expectations take minutes to import on a small shared
+machine, so the module migrates one metadata database and runs the DAGs, in
+dependency order, through Airflow's own ``dags test`` command in one
+interpreter (``civicflow.airflow.dagtest``); the tests then read what each run left.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import psycopg
 import pytest
 
 from civicflow.config import DEMO_PERSON_KEY
-from civicflow.simulator.server import RunningSimulator
+from civicflow.simulator.server import DEMO_CLIENT, RunningSimulator
 from civicflow.simulator.world import visits_document
 
 from ..conftest import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 20)
+DAGS = ("positions_ingest", "health_ingest")  # references first
 # Airflow starts slowly on a shared 2-core machine: allow far more than a normal test.
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(2400)]
 
@@ -46,7 +50,7 @@ def succeeded(result: subprocess.CompletedProcess) -> bool:
 
 @pytest.fixture(scope="module")
 def simulator_module():
-    with RunningSimulator(port=0) as sim:
+    with RunningSimulator(port=0, scale=0.0005, token_uses=3) as sim:
         yield sim
 
 
@@ -64,6 +68,14 @@ def airflow_env(tmp_path_factory, simulator_module) -> dict[str, str]:
             "AIRFLOW_CONN_POSITIONS_FEED": json.dumps(
                 {"conn_type": "http", "host": f"{simulator_module.url}/positions"}
             ),
+            "AIRFLOW_CONN_HEALTH_FEED": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": f"{simulator_module.url}/health",
+                    "login": DEMO_CLIENT[0],
+                    "password": DEMO_CLIENT[1],
+                }
+            ),
             "AIRFLOW_CONN_CIVICFLOW_PERSON_KEY": json.dumps(
                 {"conn_type": "generic", "password": DEMO_PERSON_KEY}
             ),
@@ -74,23 +86,52 @@ def airflow_env(tmp_path_factory, simulator_module) -> dict[str, str]:
     return env
 
 
-def test_airflow_dags_test_loads_the_positions_feed(airflow_env, postgres, simulator_module):
+@pytest.fixture(scope="module")
+def dag_runs(airflow_env, postgres):
+    """Every ingest DAG run once by ``airflow dags test`` against one fresh warehouse."""
     with fresh_database(postgres) as warehouse_url:
         env = {**airflow_env, "AIRFLOW_CONN_WAREHOUSE": warehouse_url}
-        result = airflow(env, "dags", "test", "positions_ingest", DAY.isoformat())
-        assert succeeded(result)
-        with psycopg.connect(warehouse_url) as conn:
-            counts = {
-                t: conn.execute(f"select count(*) from core.{t}").fetchone()[0]  # noqa: S608
-                for t in ("dim_street", "dim_community", "dim_position", "fact_position_day")
-            }
-            watermark = conn.execute(
-                "select watermark from meta.feed_state where entity = 'visits'"
-            ).fetchone()[0]
-            audits = conn.execute(
-                "select entity, status, run_id, source_rows = accepted_rows + quarantined_rows "
-                "+ duplicate_rows from meta.load_audit order by started_at"
-            ).fetchall()
+        result = subprocess.run(
+            [sys.executable, "-m", "civicflow.airflow.dagtest", DAY.isoformat(), *DAGS],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            cwd=ROOT,
+        )
+        exit_codes = {
+            line["dag_id"]: line["exit_code"]
+            for line in map(
+                json.loads, (x for x in result.stdout.splitlines() if x.startswith("{"))
+            )
+        }
+        if exit_codes != dict.fromkeys(DAGS, 0):
+            print(result.stdout[-8000:], result.stderr[-8000:], sep="\n")
+        yield warehouse_url, exit_codes, result.stdout + result.stderr
+
+
+def audits_of(url: str, feed: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select entity, status, run_id, source_rows = accepted_rows + quarantined_rows "
+            "+ duplicate_rows, source_rows, accepted_rows from meta.load_audit where feed = %s "
+            "order by started_at",
+            (feed,),
+        ).fetchall()
+
+
+def test_airflow_dags_test_loads_the_positions_feed(dag_runs, simulator_module):
+    warehouse_url, exit_codes, output = dag_runs
+    assert exit_codes["positions_ingest"] == 0
+    with psycopg.connect(warehouse_url) as conn:
+        counts = {
+            t: conn.execute(f"select count(*) from core.{t}").fetchone()[0]  # noqa: S608
+            for t in ("dim_street", "dim_community", "dim_position", "fact_position_day")
+        }
+        watermark = conn.execute(
+            "select watermark from meta.feed_state where entity = 'visits'"
+        ).fetchone()[0]
+    audits = audits_of(warehouse_url, "positions")
     district = simulator_module.state.district
     visits = sum(len(visits_document(district, DAY - dt.timedelta(days=d))) for d in range(3))
     assert counts == {
@@ -107,4 +148,18 @@ def test_airflow_dags_test_loads_the_positions_feed(airflow_env, postgres, simul
     ]
     assert watermark == DAY.isoformat()  # a manual run covers its logical date
     assert len({a[2] for a in audits}) == 1 and audits[0][2].startswith("manual__")
-    assert DEMO_PERSON_KEY not in result.stdout + result.stderr
+    assert DEMO_PERSON_KEY not in output
+
+
+def test_airflow_dags_test_loads_the_health_feed(dag_runs, simulator_module):
+    warehouse_url, exit_codes, output = dag_runs
+    assert exit_codes["health_ingest"] == 0
+    truth = simulator_module.state.health.truth()
+    audits = audits_of(warehouse_url, "health")
+    assert [(a[0], a[1], a[3], a[4], a[5]) for a in audits] == [
+        ("service_records", "succeeded", True, truth["served_rows"], truth["loaded"])
+    ]
+    with psycopg.connect(warehouse_url) as conn:
+        rows = conn.execute("select count(*) from core.fact_service").fetchone()[0]
+    assert rows == truth["loaded"]
+    assert DEMO_CLIENT[1] not in output

@@ -36,7 +36,8 @@ def feed_settings(feed: str) -> FeedSettings:
     conn_id = FEED_CONNECTIONS[feed]
     conn = _connection(conn_id)
     extra = conn.extra_dejson or {}
-    auth = (conn.login, conn.password or "") if conn.login else None
+    # How login and password are presented (Basic, a header, OAuth) is the client's business.
+    auth = (conn.login or "", conn.password or "") if conn.login or conn.password else None
     return FeedSettings(
         feed=feed,
         base_url=base_url(conn.host, conn.schema, conn.port),

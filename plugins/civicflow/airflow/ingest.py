@@ -92,12 +92,13 @@ def _entity_group(entity: Entity) -> TaskGroup:
 
     @task(task_id="validate")
     def validate(load_id: str) -> dict[str, Any]:
-        from civicflow.airflow.connections import warehouse_url
+        from civicflow.airflow.connections import person_key, warehouse_url
         from civicflow.feeds import entity as lookup
         from civicflow.pipeline import validate as run
 
         with _permanent_errors_fail_fast():
-            return run(lookup(feed, name), warehouse_url(), load_id).as_dict()
+            secret = person_key() if entity.uses_person_key else None
+            return run(lookup(feed, name), warehouse_url(), load_id, secret).as_dict()
 
     @task(task_id="merge", outlets=[asset])
     def merge(load_id: str, **context: Any) -> dict[str, Any]:

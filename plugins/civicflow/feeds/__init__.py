@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from civicflow.feeds import positions
+from civicflow.feeds import health, positions
 from civicflow.spec import Entity
 
 FEEDS: dict[str, tuple[Entity, ...]] = {
     positions.FEED: positions.ENTITIES,
+    health.FEED: health.ENTITIES,
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from civicflow.domain import POSITION_LEVELS as LEVELS
 from civicflow.domain import SERVICE_AREAS
 from civicflow.geo import gcj02_to_wgs84
-from civicflow.spec import Column, Entity, Field, Reject, Request, Window
+from civicflow.spec import Column, Context, Entity, Field, Reject, Request, Window
 
 FEED = "positions"
 CODE = r"^[0-9A-Za-z_-]{1,32}$"
@@ -72,7 +72,7 @@ def _wgs84(row: Mapping[str, Any]) -> tuple[float, float]:
     return gcj02_to_wgs84(row["longitude"], row["latitude"])
 
 
-def _street(row: dict[str, Any], refs: Any) -> dict[str, Any]:
+def _street(row: dict[str, Any], context: Context) -> dict[str, Any]:
     return {
         "street_code": row["code"],
         "street_name": row["name"],
@@ -81,7 +81,7 @@ def _street(row: dict[str, Any], refs: Any) -> dict[str, Any]:
     }
 
 
-def _community(row: dict[str, Any], refs: Any) -> dict[str, Any]:
+def _community(row: dict[str, Any], context: Context) -> dict[str, Any]:
     longitude, latitude = _wgs84(row)
     return {
         "community_code": row["code"],
@@ -130,7 +130,8 @@ def _index_divisions(references: Mapping[str, list[dict[str, Any]]]) -> Division
     return DivisionIndex(references["division_references"])
 
 
-def _position(row: dict[str, Any], divisions: DivisionIndex) -> dict[str, Any]:
+def _position(row: dict[str, Any], context: Context) -> dict[str, Any]:
+    divisions: DivisionIndex = context.references
     street_code = divisions.street(row["street"]) if row["street"] else None
     community_code = None
     if row["community"]:
@@ -165,8 +166,8 @@ def _index_positions(references: Mapping[str, list[dict[str, Any]]]) -> set[str]
     return {r["position_code"] for r in references["position_references"]}
 
 
-def _visit(row: dict[str, Any], positions: set[str]) -> dict[str, Any]:
-    if row["position_code"] not in positions:
+def _visit(row: dict[str, Any], context: Context) -> dict[str, Any]:
+    if row["position_code"] not in context.references:
         raise Reject(f"unknown position {row['position_code']!r}")
     return {
         "position_code": row["position_code"],

@@ -9,7 +9,12 @@ steer it through ``/_sim/``:
   ``html``, ``bad_record``), ``times``, and per kind ``status``, ``retry_after``,
   ``delay_s``, ``field``, ``value``, ``index``; ``DELETE /_sim/faults`` clears them.
 - ``POST /_sim/correct?date=YYYY-MM-DD`` re-sends that day with corrected numbers.
-- ``GET /_sim/truth`` tells what the simulator serves; ``GET /_sim/stats`` counts requests.
+- ``POST /_sim/health/cancel?count=N`` cancels N health records now.
+- ``GET /_sim/truth[?feed=health]`` tells what the simulator serves and what a
+  load should make of it; ``GET /_sim/stats`` counts requests and tokens.
+
+The health feed (``/health/...``) issues OAuth tokens that expire after
+``token_uses`` calls, so a client must renew them in the middle of paging.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import secrets
 import sys
 import threading
 import time
@@ -27,6 +33,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from civicflow.simulator.health import HealthFeed
+from civicflow.simulator.people import residents
 from civicflow.simulator.world import (
     District,
     build_district,
@@ -58,14 +66,32 @@ class FaultRule:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(self.KINDS)}")
 
 
+DEMO_CLIENT = ("civicflow", "simulator-secret")  # the simulator's own, not a real secret
+
+
 @dataclass
 class SimulatorState:
     district: District
     basic_auth: tuple[str, str] | None = None
+    scale: float = 0.001
+    as_of: dt.date = field(default_factory=lambda: dt.datetime.now(SHANGHAI).date())
+    client: tuple[str, str] = DEMO_CLIENT
+    token_uses: int = 5
     corrections: dict[str, int] = field(default_factory=dict)
     rules: list[FaultRule] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)  # token -> calls left
+    tokens_issued: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _health: HealthFeed | None = None
+
+    @property
+    def health(self) -> HealthFeed:
+        with self.lock:
+            if self._health is None:
+                people = residents(self.district, self.scale)
+                self._health = HealthFeed(people, self.scale, self.as_of, self.district.seed)
+            return self._health
 
     def take_fault(self, path: str) -> FaultRule | None:
         with self.lock:
@@ -139,10 +165,12 @@ class Handler(BaseHTTPRequestHandler):
             page = b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
             self._send(200, page, "text/html")
             return
-        if method != "GET":
+        if url.path.startswith("/health/"):
+            document = self._health(method, url.path.removeprefix("/health"), query)
+        elif method != "GET":
             self._error(405, "method not allowed")
             return
-        if url.path.startswith("/positions/"):
+        elif url.path.startswith("/positions/"):
             document = self._positions(url.path.removeprefix("/positions"), query)
         else:
             self._error(404, f"no such resource {url.path}")
@@ -165,6 +193,57 @@ class Handler(BaseHTTPRequestHandler):
             return True
         self._json(401, {"error": "authentication required"}, {"WWW-Authenticate": "Basic"})
         return False
+
+    def _health(self, method: str, path: str, query: dict[str, str]) -> Any:
+        state = self.state
+        if path == "/oauth/token" and method == "POST":
+            form = {k: v[-1] for k, v in parse_qs(self._read_body().decode()).items()}
+            if form.get("grant_type") != "client_credentials":
+                self._json(400, {"error": "unsupported_grant_type"})
+                return None
+            if (form.get("client_id"), form.get("client_secret")) != state.client:
+                self._json(401, {"error": "invalid_client"})
+                return None
+            token = secrets.token_urlsafe(16)
+            with state.lock:
+                state.tokens[token] = state.token_uses
+                state.tokens_issued += 1
+            return {"access_token": token, "token_type": "Bearer", "expires_in": 300}
+        if path == "/api/v1/service-records" and method == "GET":
+            token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+            with state.lock:
+                left = state.tokens.get(token, 0)
+                if left > 0:
+                    state.tokens[token] = left - 1
+            if left <= 0:
+                self._json(401, {"error": "invalid_token", "error_description": "expired"})
+                return None
+            try:
+                since_text = query.get("updated_since")
+                since = (
+                    dt.datetime.fromisoformat(since_text.replace(" ", "+")) if since_text else None
+                )
+                page = int(query.get("page", "1"))
+                size = min(int(query.get("page_size", "500")), 1000)
+                if since is not None and since.tzinfo is None:
+                    since = since.replace(tzinfo=SHANGHAI)
+            except ValueError as exc:
+                self._error(400, f"bad query: {exc}")
+                return None
+            if page < 1 or size < 1:
+                self._error(400, "page and page_size must be positive")
+                return None
+            rows = state.health.listing(since)
+            pages = max(1, -(-len(rows) // size))
+            return {
+                "data": rows[(page - 1) * size : page * size],
+                "page": page,
+                "page_size": size,
+                "total": len(rows),
+                "total_pages": pages,
+            }
+        self._error(404 if method == "GET" else 405, f"no such resource /health{path}")
+        return None
 
     def _positions(self, path: str, query: dict[str, str]) -> Any:
         if not self._authorised():
@@ -208,9 +287,16 @@ class Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.corrections[day] = state.corrections.get(day, 0) + 1
             self._json(200, {"date": day, "version": state.corrections[day]})
+        elif path == "/_sim/health/cancel" and method == "POST":
+            chosen = state.health.cancel(int(query.get("count", "1")), dt.datetime.now(SHANGHAI))
+            self._json(200, {"cancelled": chosen})
         elif path == "/_sim/stats":
             with state.lock:
-                self._json(200, {"requests": dict(state.requests)})
+                self._json(
+                    200, {"requests": dict(state.requests), "tokens_issued": state.tokens_issued}
+                )
+        elif path == "/_sim/truth" and query.get("feed") == "health":
+            self._json(200, state.health.truth())
         elif path == "/_sim/truth":
             self._json(200, truth(state.district, query.get("date")))
         else:
@@ -249,8 +335,10 @@ def make_server(
     port: int = 0,
     seed: int = 20261127,
     basic_auth: tuple[str, str] | None = None,
+    **options: Any,
 ) -> ThreadingHTTPServer:
-    state = SimulatorState(district=build_district(seed), basic_auth=basic_auth)
+    """The simulator; ``options`` are SimulatorState fields (scale, as_of, token_uses, ...)."""
+    state = SimulatorState(district=build_district(seed), basic_auth=basic_auth, **options)
     handler = type("BoundHandler", (Handler,), {"state": state})
     server = SimulatorServer((host, port), handler)
     server.state = state  # type: ignore[attr-defined]
