@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV) >&2
 	@test -x $(BIN)/uv || $(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check uv==$(UV_VERSION) >&2
 	@echo "installing pinned dependencies into $(VENV) (a few minutes the first time)" >&2
-	@$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.lock >&2
+	@UV_COMPILE_BYTECODE_TIMEOUT=3600 $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.lock >&2
 	@$(BIN)/python -c 'import site, pathlib; pathlib.Path(site.getsitepackages()[0], "civicflow.pth").write_text(str(pathlib.Path("plugins").resolve()) + "\n")'
 	@rm -f $(VENV)/.installed-*
 	@touch $@

@@ -6,6 +6,8 @@ test errors with the reason. Nothing is skipped for a missing service.
 
 from __future__ import annotations
 
+import json
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,3 +72,11 @@ def fast_client(settings: FeedSettings, **policy) -> FeedClient:
     return client_for(
         settings, policy=RetryPolicy(backoff_base_s=0.01, backoff_max_s=0.05, **policy)
     )
+
+
+def sim_call(simulator: RunningSimulator, path: str, method: str = "GET", document=None) -> dict:
+    """A call to the simulator's steering API (``/_sim/...``), as JSON."""
+    data = json.dumps(document).encode() if document is not None else None
+    request = urllib.request.Request(f"{simulator.url}{path}", data=data, method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)

@@ -20,11 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from civicflow.config import DEMO_PERSON_KEY
-from civicflow.simulator.server import DEMO_CLIENT
+from civicflow.simulator.server import DEMO_API_KEY, DEMO_CLIENT
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = Path(os.environ.get("CIVICFLOW_LOCAL_DIR", ROOT / ".local"))
-DEMO_DAGS = ("positions_ingest", "health_ingest")  # references first
+DEMO_DAGS = ("positions_ingest", "health_ingest", "volunteer_ingest")  # references first
 SIMULATOR_PORT = int(os.environ.get("CIVICFLOW_SIMULATOR_PORT", "8765"))
 
 
@@ -77,6 +77,13 @@ def airflow_environment(warehouse: str, metadata: str, simulator_url: str) -> di
                     "host": f"{simulator_url}/health",
                     "login": DEMO_CLIENT[0],
                     "password": DEMO_CLIENT[1],
+                }
+            ),
+            "AIRFLOW_CONN_VOLUNTEER_FEED": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": f"{simulator_url}/volunteer",
+                    "password": DEMO_API_KEY,
                 }
             ),
             "CIVICFLOW_ENV": env.get("CIVICFLOW_ENV", "demo"),

@@ -16,3 +16,16 @@ SERVICE_AREAS = (
     "人才服务",  # talent services
     "便民服务",  # convenience services
 )
+
+# The activity categories of the volunteer platform.
+VOLUNTEER_CATEGORIES = (
+    "理论宣讲",  # theory lectures
+    "政策解读",  # policy explanations
+    "文明引导",  # civility guidance
+    "助老服务",  # help for the elderly
+    "环保",  # environment
+    "文体活动",  # culture and sport
+    "法律咨询",  # legal advice
+    "党课学习",  # party lessons
+    "其他",  # other
+)

@@ -1,3 +1,4 @@
--- Positions known to the warehouse, for checking the positions a tally names.
-select position_code, status
+-- Positions known to the warehouse: for checking the positions a record names, and for
+-- placing an activity by its venue address.
+select position_code, status, address, street_code, community_code
 from core.dim_position

@@ -19,14 +19,14 @@ import psycopg
 import pytest
 
 from civicflow.config import DEMO_PERSON_KEY
-from civicflow.simulator.server import DEMO_CLIENT, RunningSimulator
+from civicflow.simulator.server import DEMO_API_KEY, DEMO_CLIENT, RunningSimulator
 from civicflow.simulator.world import visits_document
 
 from ..conftest import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 20)
-DAGS = ("positions_ingest", "health_ingest")  # references first
+DAGS = ("positions_ingest", "health_ingest", "volunteer_ingest")  # references first
 # Airflow starts slowly on a shared 2-core machine: allow far more than a normal test.
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(2400)]
 
@@ -74,6 +74,13 @@ def airflow_env(tmp_path_factory, simulator_module) -> dict[str, str]:
                     "host": f"{simulator_module.url}/health",
                     "login": DEMO_CLIENT[0],
                     "password": DEMO_CLIENT[1],
+                }
+            ),
+            "AIRFLOW_CONN_VOLUNTEER_FEED": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": f"{simulator_module.url}/volunteer",
+                    "password": DEMO_API_KEY,
                 }
             ),
             "AIRFLOW_CONN_CIVICFLOW_PERSON_KEY": json.dumps(
@@ -163,3 +170,20 @@ def test_airflow_dags_test_loads_the_health_feed(dag_runs, simulator_module):
         rows = conn.execute("select count(*) from core.fact_service").fetchone()[0]
     assert rows == truth["loaded"]
     assert DEMO_CLIENT[1] not in output
+
+
+def test_airflow_dags_test_loads_the_volunteer_platform(dag_runs, simulator_module):
+    warehouse_url, exit_codes, output = dag_runs
+    assert exit_codes["volunteer_ingest"] == 0
+    truth = simulator_module.state.volunteer.truth()
+    audits = audits_of(warehouse_url, "volunteer")
+    assert [(a[0], a[1], a[3], a[4], a[5]) for a in audits] == [
+        (entity, "succeeded", True, truth[key]["served_rows"], truth[key]["loaded"])
+        for entity, key in (
+            ("volunteers", "volunteers"),
+            ("activities", "activities"),
+            ("service_hours", "service-hours"),
+            ("volunteer_help", "volunteer_help"),
+        )
+    ]
+    assert DEMO_API_KEY not in output

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import urllib.request
 
 import psycopg
 import pytest
@@ -18,15 +16,10 @@ from civicflow.simulator.people import residents
 from civicflow.simulator.server import DEMO_CLIENT, RunningSimulator
 
 from ..conftest import fast_client
+from ..conftest import sim_call as sim
 
 DAY = dt.date(2026, 11, 20)
 SECRET = b"a-test-secret-of-32-bytes-length"
-
-
-def sim(simulator, path: str, method: str = "GET") -> dict:
-    request = urllib.request.Request(f"{simulator.url}{path}", method=method)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
 
 
 @pytest.fixture
@@ -61,6 +54,7 @@ def test_health_loads_exactly_the_ground_truth_then_only_changes(
 ):
     load_divisions(health_sim, warehouse_url)
     truth = sim(health_sim, "/_sim/truth?feed=health")
+    people = residents(health_sim.state.district, health_sim.state.scale)
     assert truth["quarantined"]["invalid_check_digit"] > 0 and truth["duplicates"] > 0
 
     first = load_health(health_feed, warehouse_url)
@@ -99,7 +93,10 @@ def test_health_loads_exactly_the_ground_truth_then_only_changes(
         "cancelled": truth["cancelled"],
     }
     assert "details" not in in_quarantine  # clinical details never leave raw
-    people = residents(health_sim.state.district, health_sim.state.scale)
+    # Every key is the HMAC of a registered person's canonical ID, whatever the spelling.
+    with psycopg.connect(warehouse_url) as conn:
+        keys = {r[0] for r in conn.execute("select person_key from core.fact_service")}
+    assert keys <= {person_key(p.id_no, SECRET) for p in people}
     assert not any(p.id_no in core_text or p.name in core_text for p in people)
     stats = sim(health_sim, "/_sim/stats")
     assert stats["tokens_issued"] >= 3  # renewed in the middle of paging
@@ -128,18 +125,7 @@ def test_health_loads_exactly_the_ground_truth_then_only_changes(
     assert watermark is not None and watermark > first.watermark
 
 
-def test_the_person_key_is_the_hmac_of_the_canonical_id(health_sim, health_feed, warehouse_url):
-    load_divisions(health_sim, warehouse_url)
-    load_health(health_feed, warehouse_url)
-    people = residents(health_sim.state.district, health_sim.state.scale)
-    expected = {person_key(p.id_no, SECRET) for p in people}
-    with psycopg.connect(warehouse_url) as conn:
-        keys = {r[0] for r in conn.execute("select person_key from core.fact_service")}
-    assert keys and keys <= expected  # every key is a registered person's, whatever the spelling
-
-
 def test_a_wrong_client_secret_fails_without_loading(health_sim, health_feed, warehouse_url):
-    load_divisions(health_sim, warehouse_url)
     wrong = FeedSettings(feed="health", base_url=health_feed.base_url, auth=("civicflow", "nope"))
     with pytest.raises(Exception, match="401") as err:
         load_health(wrong, warehouse_url)

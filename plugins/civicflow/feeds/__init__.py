@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from civicflow.feeds import health, positions
+from civicflow.feeds import health, positions, volunteer
 from civicflow.spec import Entity
 
 FEEDS: dict[str, tuple[Entity, ...]] = {
     positions.FEED: positions.ENTITIES,
     health.FEED: health.ENTITIES,
+    volunteer.FEED: volunteer.ENTITIES,
 }
 
 

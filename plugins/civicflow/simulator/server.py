@@ -9,12 +9,16 @@ steer it through ``/_sim/``:
   ``html``, ``bad_record``), ``times``, and per kind ``status``, ``retry_after``,
   ``delay_s``, ``field``, ``value``, ``index``; ``DELETE /_sim/faults`` clears them.
 - ``POST /_sim/correct?date=YYYY-MM-DD`` re-sends that day with corrected numbers.
-- ``POST /_sim/health/cancel?count=N`` cancels N health records now.
+- ``POST /_sim/health/cancel?count=N`` cancels N health records now;
+  ``POST /_sim/volunteer/revoke?count=N`` revokes N service-hour records now.
 - ``GET /_sim/truth[?feed=health]`` tells what the simulator serves and what a
   load should make of it; ``GET /_sim/stats`` counts requests and tokens.
 
 The health feed (``/health/...``) issues OAuth tokens that expire after
-``token_uses`` calls, so a client must renew them in the middle of paging.
+``token_uses`` calls, so a client must renew them in the middle of paging. The
+volunteer platform (``/volunteer/...``) answers 429 with ``Retry-After`` above
+``rate_limit`` requests a second, and 410 to a cursor older than
+``cursor_ttl_s``; a fault rule with ``after`` lets a test expire one mid-listing.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 from civicflow.simulator.health import HealthFeed
 from civicflow.simulator.people import residents
+from civicflow.simulator.volunteer import VolunteerFeed
 from civicflow.simulator.world import (
     District,
     build_district,
@@ -58,6 +63,7 @@ class FaultRule:
     field: str | None = None
     value: Any = None
     index: int = 0
+    after: int = 0  # let this many matching requests through first
 
     KINDS = frozenset({"status", "slow", "reset", "malformed_body", "html", "bad_record"})
 
@@ -67,6 +73,7 @@ class FaultRule:
 
 
 DEMO_CLIENT = ("civicflow", "simulator-secret")  # the simulator's own, not a real secret
+DEMO_API_KEY = "simulator-api-key"  # likewise
 
 
 @dataclass
@@ -77,6 +84,9 @@ class SimulatorState:
     as_of: dt.date = field(default_factory=lambda: dt.datetime.now(SHANGHAI).date())
     client: tuple[str, str] = DEMO_CLIENT
     token_uses: int = 5
+    api_key: str = DEMO_API_KEY
+    rate_limit: int = 10  # requests a second before 429
+    cursor_ttl_s: float = 600.0
     corrections: dict[str, int] = field(default_factory=dict)
     rules: list[FaultRule] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
@@ -84,6 +94,8 @@ class SimulatorState:
     tokens_issued: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _health: HealthFeed | None = None
+    _volunteer: VolunteerFeed | None = None
+    recent: list[float] = field(default_factory=list)  # request times, for the rate limit
 
     @property
     def health(self) -> HealthFeed:
@@ -93,11 +105,24 @@ class SimulatorState:
                 self._health = HealthFeed(people, self.scale, self.as_of, self.district.seed)
             return self._health
 
+    @property
+    def volunteer(self) -> VolunteerFeed:
+        with self.lock:
+            if self._volunteer is None:
+                people = residents(self.district, self.scale)
+                self._volunteer = VolunteerFeed(
+                    self.district, people, self.scale, self.as_of, self.district.seed
+                )
+            return self._volunteer
+
     def take_fault(self, path: str) -> FaultRule | None:
         with self.lock:
             self.requests[path] = self.requests.get(path, 0) + 1
             for rule in self.rules:
                 if rule.times > 0 and path.startswith(rule.path):
+                    if rule.after > 0:
+                        rule.after -= 1
+                        continue
                     rule.times -= 1
                     return rule
         return None
@@ -167,6 +192,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if url.path.startswith("/health/"):
             document = self._health(method, url.path.removeprefix("/health"), query)
+        elif url.path.startswith("/volunteer/") and method == "GET":
+            document = self._volunteer(url.path.removeprefix("/volunteer"), query)
         elif method != "GET":
             self._error(405, "method not allowed")
             return
@@ -245,6 +272,47 @@ class Handler(BaseHTTPRequestHandler):
         self._error(404 if method == "GET" else 405, f"no such resource /health{path}")
         return None
 
+    def _volunteer(self, path: str, query: dict[str, str]) -> Any:
+        state = self.state
+        if self.headers.get("X-Api-Key") != state.api_key:
+            self._json(401, {"error": "missing or wrong X-Api-Key"})
+            return None
+        now = time.monotonic()
+        with state.lock:
+            state.recent = [t for t in state.recent if now - t < 1.0]
+            limited = len(state.recent) >= state.rate_limit
+            if not limited:
+                state.recent.append(now)
+        if limited:
+            self._json(429, {"error": "rate limited"}, {"Retry-After": "1"})
+            return None
+        entity = path.removeprefix("/v2/")
+        if entity not in ("volunteers", "activities", "service-hours"):
+            self._error(404, f"no such resource /volunteer{path}")
+            return None
+        try:
+            limit = min(int(query.get("limit", "500")), 1000)
+            if query.get("cursor"):
+                cursor = json.loads(base64.urlsafe_b64decode(query["cursor"]))
+                offset, since_text, issued = cursor["o"], cursor["s"], cursor["t"]
+            else:
+                offset, since_text, issued = 0, query.get("updated_since"), time.time()
+            since = dt.datetime.fromisoformat(since_text.replace(" ", "+")) if since_text else None
+        except (ValueError, KeyError, TypeError) as exc:
+            self._error(400, f"bad query: {exc}")
+            return None
+        if time.time() - issued > state.cursor_ttl_s:
+            self._json(410, {"error": "cursor expired; start again from updated_since"})
+            return None
+        rows = state.volunteer.listing(entity, since)
+        page = rows[offset : offset + limit]
+        following = None
+        if offset + limit < len(rows):
+            following = base64.urlsafe_b64encode(
+                json.dumps({"o": offset + limit, "s": since_text, "t": issued}).encode()
+            ).decode()
+        return {"items": page, "next_cursor": following}
+
     def _positions(self, path: str, query: dict[str, str]) -> Any:
         if not self._authorised():
             return None
@@ -290,6 +358,9 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/_sim/health/cancel" and method == "POST":
             chosen = state.health.cancel(int(query.get("count", "1")), dt.datetime.now(SHANGHAI))
             self._json(200, {"cancelled": chosen})
+        elif path == "/_sim/volunteer/revoke" and method == "POST":
+            chosen = state.volunteer.revoke(int(query.get("count", "1")), dt.datetime.now(SHANGHAI))
+            self._json(200, {"revoked": chosen})
         elif path == "/_sim/stats":
             with state.lock:
                 self._json(
@@ -297,6 +368,8 @@ class Handler(BaseHTTPRequestHandler):
                 )
         elif path == "/_sim/truth" and query.get("feed") == "health":
             self._json(200, state.health.truth())
+        elif path == "/_sim/truth" and query.get("feed") == "volunteer":
+            self._json(200, state.volunteer.truth())
         elif path == "/_sim/truth":
             self._json(200, truth(state.district, query.get("date")))
         else:

@@ -288,6 +288,10 @@ def divisions_document(district: District) -> dict[str, Any]:
     return {"district": {"code": district.code, "name": district.name}, "streets": streets}
 
 
+def position_address(district: District, p: Position) -> str:
+    return f"广州市{district.name}{p.street.name if p.street else ''}{p.name}"
+
+
 def positions_document(district: District) -> list[dict[str, Any]]:
     out = []
     for p in district.positions:
@@ -299,7 +303,7 @@ def positions_document(district: District) -> list[dict[str, Any]]:
                 "level": p.level,
                 "street": p.street_spelling,
                 "community": p.community_spelling,
-                "address": f"广州市{district.name}{p.street.name if p.street else ''}{p.name}",
+                "address": position_address(district, p),
                 "longitude": lon,
                 "latitude": lat,
                 "services": p.services,
