@@ -167,7 +167,9 @@ def test_airflow_dags_test_loads_the_health_feed(dag_runs, simulator_module):
         ("service_records", "succeeded", True, truth["served_rows"], truth["loaded"])
     ]
     with psycopg.connect(warehouse_url) as conn:
-        rows = conn.execute("select count(*) from core.fact_service").fetchone()[0]
+        rows = conn.execute(
+            "select count(*) from core.fact_service where source_feed = 'health'"
+        ).fetchone()[0]
     assert rows == truth["loaded"]
     assert DEMO_CLIENT[1] not in output
 
