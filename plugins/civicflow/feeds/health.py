@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from civicflow.feeds.positions import DivisionIndex, FeedFormatError
-from civicflow.httpclient import FeedClient, FeedError, Fetched
 from civicflow.identity import resident_id
 from civicflow.parse import SHANGHAI
 from civicflow.spec import Column, Context, Entity, Field, Window
+
+if TYPE_CHECKING:  # requests is imported by the tasks, never at DAG parse
+    from civicflow.httpclient import FeedClient, Fetched
 
 FEED = "health"
 SERVICE_TYPES = ("FD_CONTRACT", "ELDER_CHECKUP", "CHRONIC_FOLLOWUP", "HOME_VISIT")
@@ -38,6 +40,8 @@ def updated_since(window: Window) -> str:
 
 def fetch_pages(client: FeedClient, window: Window) -> Iterator[Fetched]:
     """Every page of the records changed since the watermark, as the API numbers them."""
+    from civicflow.httpclient import FeedError
+
     since = updated_since(window)
     size = int(window.options.get("page_size", 500))
     page, pages = 1, 1

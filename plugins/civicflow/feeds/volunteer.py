@@ -18,15 +18,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from civicflow.domain import VOLUNTEER_CATEGORIES
 from civicflow.feeds.health import SERVICE_COLUMNS
 from civicflow.feeds.positions import DivisionIndex, FeedFormatError
-from civicflow.httpclient import FeedClient, FeedError, Fetched
 from civicflow.identity import resident_id, uscc
 from civicflow.parse import SHANGHAI
 from civicflow.spec import Column, Context, Entity, Field, Reject, Window
+
+if TYPE_CHECKING:  # requests is imported by the tasks, never at DAG parse
+    from civicflow.httpclient import FeedClient, Fetched
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ def cursor_pages(path: str):
     """A fetch function that follows ``next_cursor`` and restarts once a cursor expires."""
 
     def fetch(client: FeedClient, window: Window) -> Iterator[Fetched]:
+        from civicflow.httpclient import FeedError
+
         since = _since(window)
         limit = int(window.options.get("limit", 500))
         for attempt in range(MAX_RESTARTS + 1):
