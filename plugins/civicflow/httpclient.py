@@ -33,7 +33,7 @@ class FeedError(RuntimeError):
 
 
 class Fetched(NamedTuple):
-    document: Any  # the decoded JSON, or None for a file
+    document: Any  # the decoded JSON
     body: bytes
     url: str
     content_type: str = "application/json"
@@ -47,7 +47,6 @@ class ClientCredentials:
     client_id: str
     client_secret: str
     token: str | None = None
-    issued: int = 0  # tokens fetched, for audits and tests
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,6 @@ class FeedClient:
                 self.feed, response.url, f"token response has no access_token{_body_hint(response)}"
             ) from exc
         self.oauth.token = token
-        self.oauth.issued += 1
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = self.url(path)
@@ -202,12 +200,6 @@ class FeedClient:
         raise FeedError(
             self.feed, shown, f"gave up after {self.policy.max_attempts} attempts; last: {last}"
         )
-
-    def get_file(self, path: str, params: Mapping[str, Any] | None = None) -> Fetched:
-        """A file, as bytes, with its URL and content type (nothing is decoded)."""
-        response = self.get(path, params)
-        content_type = response.headers.get("Content-Type", "application/octet-stream")
-        return Fetched(None, response.content, response.url, content_type.split(";")[0].strip())
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Fetched:
         """The decoded JSON body, its raw bytes and the URL; a body that is not JSON is an error."""

@@ -162,10 +162,6 @@ def _fetch(entity: Entity, client: FeedClient, window: Window) -> Any:
         yield client.get_json(request.path, request.params)
 
 
-def _decode_json(body: bytes, url: str) -> Any:
-    return json.loads(body)
-
-
 # --- validate ----------------------------------------------------------------------------------
 
 
@@ -186,10 +182,9 @@ def _records(conn: psycopg.Connection, entity: Entity, load_id: str) -> list[Any
         "select request_url, body from raw.payload where load_id = %s order by payload_id",
         (load_id,),
     ).fetchall()
-    decode = entity.decode or _decode_json
     for url, body in payloads:
         try:
-            document = decode(bytes(body), url)
+            document = json.loads(bytes(body))
             records.extend(entity.records(document))
         except ValueError as exc:
             raise BatchError(entity, load_id, f"payload of {url} cannot be read: {exc}") from exc

@@ -111,7 +111,7 @@ class Entity:
     feed: str
     name: str
     description: str
-    records: Callable[[Any], Iterable[Mapping[str, Any]]]  # decoded payload -> source records
+    records: Callable[[Any], Iterable[Mapping[str, Any]]]  # payload JSON -> source records
     fields: tuple[Field, ...]
     columns: tuple[Column, ...]  # staged rows, in the target table's names
     key: tuple[str, ...]
@@ -121,7 +121,6 @@ class Entity:
     # that pages through the feed itself: ``fetch(client, window)`` yields Fetched payloads.
     requests: Callable[[Window], Sequence[Request]] | None = None
     fetch: Callable[[Any, Window], Iterable[Any]] | None = None
-    decode: Callable[[bytes, str], Any] | None = None  # (body, url) -> payload; default JSON
     # Reference data from the warehouse: sql/queries files whose rows are handed to
     # ``index_references``, whose result every ``transform`` call receives.
     references: tuple[str, ...] = ()
