@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from civicflow.feeds.positions import DivisionIndex, FeedFormatError
+from civicflow.feeds.positions import DivisionIndex, FeedFormatError, index_divisions
 from civicflow.identity import resident_id
 from civicflow.parse import SHANGHAI
 from civicflow.spec import Column, Context, Entity, Field, Window
@@ -66,10 +66,6 @@ def _records(payload: Any) -> list[Mapping[str, Any]]:
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         raise FeedFormatError("service-records: expected an object with a 'data' array")
     return payload["data"]
-
-
-def _index_divisions(references: Mapping[str, list[dict[str, Any]]]) -> DivisionIndex:
-    return DivisionIndex(references["division_references"])
 
 
 def _service(row: dict[str, Any], context: Context) -> dict[str, Any]:
@@ -145,7 +141,7 @@ SERVICE_RECORDS = Entity(
     target="core.fact_service",
     transform=_service,
     references=("division_references",),
-    index_references=_index_divisions,
+    index_references=index_divisions,
     uses_person_key=True,
     watermark_column="source_updated_at",
     latest_by="source_updated_at",

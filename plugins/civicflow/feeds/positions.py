@@ -126,7 +126,7 @@ class DivisionIndex:
         return next(iter(codes))
 
 
-def _index_divisions(references: Mapping[str, list[dict[str, Any]]]) -> DivisionIndex:
+def index_divisions(references: Mapping[str, list[dict[str, Any]]]) -> DivisionIndex:
     return DivisionIndex(references["division_references"])
 
 
@@ -292,7 +292,7 @@ POSITIONS = Entity(
     target="core.dim_position",
     transform=_position,
     references=("division_references",),
-    index_references=_index_divisions,
+    index_references=index_divisions,
     max_rejection_rate=0.05,
 )
 
