@@ -50,6 +50,26 @@ def databases(stop_after: bool) -> Iterator[tuple[str, str]]:
             pg.stop()
 
 
+def simulator_connections(simulator_url: str) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables pointing the feed connections at the simulator.
+
+    The credentials are the simulator's own, not anyone's secret.
+    """
+    feeds = {
+        "positions_feed": {"host": f"{simulator_url}/positions"},
+        "health_feed": {
+            "host": f"{simulator_url}/health",
+            "login": DEMO_CLIENT[0],
+            "password": DEMO_CLIENT[1],
+        },
+        "volunteer_feed": {"host": f"{simulator_url}/volunteer", "password": DEMO_API_KEY},
+    }
+    return {
+        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps({"conn_type": "http", **conn})
+        for conn_id, conn in feeds.items()
+    }
+
+
 def airflow_environment(warehouse: str, metadata: str, simulator_url: str) -> dict[str, str]:
     """Environment for Airflow on this project with demo connections (no secrets of anyone's)."""
     env = dict(os.environ)
@@ -67,25 +87,7 @@ def airflow_environment(warehouse: str, metadata: str, simulator_url: str) -> di
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO"),
             "AIRFLOW_CONN_WAREHOUSE": warehouse,
-            "AIRFLOW_CONN_POSITIONS_FEED": json.dumps(
-                {"conn_type": "http", "host": f"{simulator_url}/positions"}
-            ),
-            # The simulator's own client credentials, not anyone's secret.
-            "AIRFLOW_CONN_HEALTH_FEED": json.dumps(
-                {
-                    "conn_type": "http",
-                    "host": f"{simulator_url}/health",
-                    "login": DEMO_CLIENT[0],
-                    "password": DEMO_CLIENT[1],
-                }
-            ),
-            "AIRFLOW_CONN_VOLUNTEER_FEED": json.dumps(
-                {
-                    "conn_type": "http",
-                    "host": f"{simulator_url}/volunteer",
-                    "password": DEMO_API_KEY,
-                }
-            ),
+            **simulator_connections(simulator_url),
             "CIVICFLOW_ENV": env.get("CIVICFLOW_ENV", "demo"),
             # airflow standalone starts its components as `airflow ...` from the PATH.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),

@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from civicflow.cli import simulator_connections
 from civicflow.config import DEMO_PERSON_KEY
 from civicflow.simulator.server import DEMO_API_KEY, DEMO_CLIENT, RunningSimulator
 from civicflow.simulator.world import visits_document
@@ -65,24 +66,7 @@ def airflow_env(tmp_path_factory, simulator_module) -> dict[str, str]:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW_CONN_POSITIONS_FEED": json.dumps(
-                {"conn_type": "http", "host": f"{simulator_module.url}/positions"}
-            ),
-            "AIRFLOW_CONN_HEALTH_FEED": json.dumps(
-                {
-                    "conn_type": "http",
-                    "host": f"{simulator_module.url}/health",
-                    "login": DEMO_CLIENT[0],
-                    "password": DEMO_CLIENT[1],
-                }
-            ),
-            "AIRFLOW_CONN_VOLUNTEER_FEED": json.dumps(
-                {
-                    "conn_type": "http",
-                    "host": f"{simulator_module.url}/volunteer",
-                    "password": DEMO_API_KEY,
-                }
-            ),
+            **simulator_connections(simulator_module.url),
             "AIRFLOW_CONN_CIVICFLOW_PERSON_KEY": json.dumps(
                 {"conn_type": "generic", "password": DEMO_PERSON_KEY}
             ),

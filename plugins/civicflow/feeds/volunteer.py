@@ -15,16 +15,14 @@ Hours naming a beneficiary become ``core.fact_service`` rows
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from civicflow.domain import VOLUNTEER_CATEGORIES
-from civicflow.feeds.health import SERVICE_COLUMNS
+from civicflow.feeds.health import SERVICE_COLUMNS, updated_since
 from civicflow.feeds.positions import DivisionIndex, FeedFormatError
 from civicflow.identity import resident_id, uscc
-from civicflow.parse import SHANGHAI
 from civicflow.spec import Column, Context, Entity, Field, Reject, Window
 
 if TYPE_CHECKING:  # requests is imported by the tasks, never at DAG parse
@@ -33,16 +31,9 @@ if TYPE_CHECKING:  # requests is imported by the tasks, never at DAG parse
 log = logging.getLogger(__name__)
 
 FEED = "volunteer"
-INITIAL_SINCE = "1970-01-01T00:00:00+08:00"
 CATEGORIES = VOLUNTEER_CATEGORIES
 MAX_RESTARTS = 3
 MAX_PAGES = 100_000
-
-
-def _since(window: Window) -> str:
-    if window.watermark:
-        return dt.datetime.fromisoformat(window.watermark).isoformat()
-    return str(window.options.get("initial_updated_since", INITIAL_SINCE))
 
 
 def cursor_pages(path: str):
@@ -51,7 +42,7 @@ def cursor_pages(path: str):
     def fetch(client: FeedClient, window: Window) -> Iterator[Fetched]:
         from civicflow.httpclient import FeedError
 
-        since = _since(window)
+        since = updated_since(window)
         limit = int(window.options.get("limit", 500))
         for attempt in range(MAX_RESTARTS + 1):
             pages: list[Fetched] = []
@@ -140,10 +131,6 @@ def _volunteer(row: dict[str, Any], context: Context) -> dict[str, Any]:
     }
 
 
-def _local(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=SHANGHAI)
-
-
 def _activity(row: dict[str, Any], context: Context) -> dict[str, Any]:
     refs = context.references
     organiser = uscc(row["organizer_uscc"])
@@ -157,7 +144,7 @@ def _activity(row: dict[str, Any], context: Context) -> dict[str, Any]:
             raise Reject(f"venue address {row['venue_address']!r} matches several positions")
         code = next(iter(codes), None)  # an address that is no position: a venue elsewhere
     position = refs["positions"].get(code) if code else None
-    starts, ends = _local(row["start_time"]), _local(row["end_time"])
+    starts, ends = row["start_time"], row["end_time"]  # local times read as Asia/Shanghai
     if ends < starts:
         raise Reject("end_time is before start_time")
     return {

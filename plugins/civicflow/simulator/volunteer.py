@@ -137,16 +137,16 @@ class VolunteerFeed:
 
         open_positions = [p for p in self.district.positions if p.status == "open"]
         activities = []
+        rejected_activities: set[int] = set()
         for i in range(count["activities"]):
             position = open_positions[rng.randrange(len(open_positions))]
             begins = start + dt.timedelta(days=rng.randrange(364), hours=rng.choice((9, 14, 19)))
             category = rng.choice(CATEGORIES)
             uscc = make_uscc(rng)
-            clean = True
             if rng.random() < RATES["invalid_uscc"] or i == 4:
                 uscc = uscc[:17] + ("0" if uscc[17] != "0" else "1")
                 self.dirt["activities"]["invalid_uscc"] += 1
-                clean = False
+                rejected_activities.add(i)
             by_address = rng.random() < RATES["by_address"] or i == 2
             if by_address:
                 self.dirt["activities"]["by_address"] += 1
@@ -156,7 +156,6 @@ class VolunteerFeed:
                 self.dirt["activities"]["cancelled"] += 1
             activities.append(
                 {
-                    "_clean": clean,
                     "activity_id": f"A{i + 1:07d}",
                     "title": f"{position.name}{category}活动",
                     "category": category,
@@ -173,9 +172,11 @@ class VolunteerFeed:
 
         # Hours are recorded for activities and volunteers the warehouse can know, so
         # their quarantine comes from their own dirt only.
-        held = [a for a in activities if a["status"] != "cancelled" and a.pop("_clean")]
-        for a in activities:
-            a.pop("_clean", None)
+        held = [
+            a
+            for i, a in enumerate(activities)
+            if a["status"] != "cancelled" and i not in rejected_activities
+        ]
         helpers = [v for v, ok in zip(volunteers, clean_volunteers, strict=True) if ok]
         hours = []
         for i in range(count["service-hours"]):
