@@ -20,11 +20,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from civicflow.config import DEMO_PERSON_KEY
-from civicflow.simulator.server import DEMO_API_KEY, DEMO_CLIENT
+from civicflow.simulator.server import (
+    DEMO_API_KEY,
+    DEMO_CLIENT,
+    DEMO_LEDGER_TOKEN,
+    DEMO_REGISTER_LOGIN,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = Path(os.environ.get("CIVICFLOW_LOCAL_DIR", ROOT / ".local"))
-DEMO_DAGS = ("positions_ingest", "health_ingest", "volunteer_ingest")  # references first
+DEMO_DAGS = (  # references first
+    "positions_ingest",
+    "civil_affairs_ingest",
+    "health_ingest",
+    "elderly_care_ingest",
+    "volunteer_ingest",
+)
 SIMULATOR_PORT = int(os.environ.get("CIVICFLOW_SIMULATOR_PORT", "8765"))
 
 
@@ -63,6 +74,15 @@ def simulator_connections(simulator_url: str) -> dict[str, str]:
             "password": DEMO_CLIENT[1],
         },
         "volunteer_feed": {"host": f"{simulator_url}/volunteer", "password": DEMO_API_KEY},
+        "civil_affairs_feed": {
+            "host": f"{simulator_url}/civil_affairs",
+            "login": DEMO_REGISTER_LOGIN[0],
+            "password": DEMO_REGISTER_LOGIN[1],
+        },
+        "elderly_care_feed": {
+            "host": f"{simulator_url}/elderly_care",
+            "password": DEMO_LEDGER_TOKEN,
+        },
     }
     return {
         f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps({"conn_type": "http", **conn})

@@ -9,6 +9,7 @@ feed, the URL and the status. It never returns fallback data.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import random
 import time
@@ -33,10 +34,11 @@ class FeedError(RuntimeError):
 
 
 class Fetched(NamedTuple):
-    document: Any  # the decoded JSON
+    document: Any  # the decoded JSON; None for a file, which the entity decodes itself
     body: bytes
     url: str
     content_type: str = "application/json"
+    meta: Mapping[str, Any] = {}  # what the feed said about it (a snapshot's date, a version)
 
 
 @dataclass
@@ -215,6 +217,39 @@ class FeedClient:
                 f"content-type {response.headers.get('Content-Type')!r}{_body_hint(response)}",
                 response.status_code,
             ) from exc
+
+    def download(
+        self,
+        path: str,
+        meta: Mapping[str, Any] | None = None,
+        sha256: str | None = None,
+        size: int | None = None,
+    ) -> Fetched:
+        """A file, checked against the checksum and size its index gives, when it gives them.
+
+        A mismatch is a corrupt file: a :class:`FeedError`, never retried as if transient.
+        """
+        response = self.get(path)
+        body = response.content
+        shown = response.url or self.url(path)
+        if size is not None and len(body) != size:
+            raise FeedError(
+                self.feed,
+                shown,
+                f"the file has {len(body)} bytes, the index says {size}: a corrupt or truncated "
+                "export is never loaded",
+            )
+        if sha256 is not None:
+            actual = hashlib.sha256(body).hexdigest()
+            if actual != sha256.strip().lower():
+                raise FeedError(
+                    self.feed,
+                    shown,
+                    f"sha256 {actual} does not match the index's {sha256}: a corrupt export is "
+                    "never loaded",
+                )
+        content_type = response.headers.get("Content-Type", "application/octet-stream")
+        return Fetched(None, body, shown, content_type, dict(meta or {}))
 
     def close(self) -> None:
         self.session.close()

@@ -130,7 +130,7 @@ def extract(
             with conn.cursor() as cur:
                 cur.executemany(
                     "insert into raw.payload (load_id, feed, entity, request_url, content_type, "
-                    "size_bytes, sha256, body) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    "size_bytes, sha256, body, meta) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     [
                         (
                             load_id,
@@ -141,6 +141,7 @@ def extract(
                             len(f.body),
                             hashlib.sha256(f.body).hexdigest(),
                             f.body,
+                            Jsonb(dict(f.meta)),
                         )
                         for f in landed
                     ],
@@ -170,6 +171,7 @@ class _Verdicts:
     records: list[Any]
     accepted: dict[int, dict[str, Any]]  # source index -> staged row
     rejected: dict[int, list[str]]  # source index -> reasons
+    subjects: dict[int, str]  # source index -> person_key of a rejected row, where known
     failed_expectations: dict[int, list[str]]
     duplicates: int
     outcomes: list[Any]
@@ -179,12 +181,15 @@ class _Verdicts:
 def _records(conn: psycopg.Connection, entity: Entity, load_id: str) -> list[Any]:
     records: list[Any] = []
     payloads = conn.execute(
-        "select request_url, body from raw.payload where load_id = %s order by payload_id",
+        "select request_url, body, meta from raw.payload where load_id = %s order by payload_id",
         (load_id,),
     ).fetchall()
-    for url, body in payloads:
+    for url, body, meta in payloads:
         try:
-            document = json.loads(bytes(body))
+            if entity.decode is not None:
+                document = entity.decode(bytes(body), meta)
+            else:
+                document = json.loads(bytes(body))
             records.extend(entity.records(document))
         except ValueError as exc:
             raise BatchError(entity, load_id, f"payload of {url} cannot be read: {exc}") from exc
@@ -223,6 +228,7 @@ def judge(entity: Entity, records: list[Any], context: Context) -> _Verdicts:
         rejected[index] = [f"failed {label}" for label in labels]
 
     accepted: dict[int, dict[str, Any]] = {}
+    subjects: dict[int, str] = {}
     for index, typed in parsed:
         if index in rejected:
             continue
@@ -230,6 +236,8 @@ def judge(entity: Entity, records: list[Any], context: Context) -> _Verdicts:
             accepted[index] = entity.transform(typed, context)
         except Reject as exc:
             rejected[index] = [exc.reason]
+            if exc.subject:
+                subjects[index] = exc.subject
 
     # The same key twice in one batch: the later record wins (by ``latest_by`` when the
     # entity has one, else by position), the other is a duplicate.
@@ -245,7 +253,14 @@ def judge(entity: Entity, records: list[Any], context: Context) -> _Verdicts:
     duplicates = len(accepted) - len(keep)
     accepted = {i: row for i, row in accepted.items() if i in keep}
     return _Verdicts(
-        records, accepted, rejected, failed, duplicates, outcomes, extra_columns(entity, records)
+        records,
+        accepted,
+        rejected,
+        subjects,
+        failed,
+        duplicates,
+        outcomes,
+        extra_columns(entity, records),
     )
 
 
@@ -325,7 +340,8 @@ def validate(
             with conn.cursor() as cur:
                 cur.executemany(
                     "insert into quarantine.rejected_row (load_id, feed, entity, source_index, "
-                    "record, reasons, failed_expectations) values (%s, %s, %s, %s, %s, %s, %s)",
+                    "record, reasons, failed_expectations, subject_key) "
+                    "values (%s, %s, %s, %s, %s, %s, %s, %s)",
                     [
                         (
                             load_id,
@@ -335,6 +351,7 @@ def validate(
                             Jsonb(_quarantined(entity, verdicts.records[index])),
                             reasons,
                             verdicts.failed_expectations.get(index, []),
+                            verdicts.subjects.get(index),
                         )
                         for index, reasons in sorted(verdicts.rejected.items())
                     ],
@@ -457,7 +474,24 @@ def _merge_statement(entity: Entity) -> sql.Composed:
 
 def merge(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
     """Publish a validated batch into core, with its audit row and feed state, atomically."""
-    with open_warehouse(warehouse_url) as conn, conn.transaction():
+    with open_warehouse(warehouse_url) as conn:
+        try:
+            summary = _publish(conn, entity, load_id)
+        except BatchError as exc:  # a batch refused at publishing stays unpublished, marked so
+            conn.rollback()
+            with conn.transaction():
+                conn.execute(
+                    "update meta.load_audit set status = 'failed', error = %s, "
+                    "finished_at = now() where load_id = %s and status = 'validated'",
+                    (exc.reason[:2000], load_id),
+                )
+            raise
+    log.info("%s: published %s", entity.qualified_name, summary.as_dict())
+    return summary
+
+
+def _publish(conn: psycopg.Connection, entity: Entity, load_id: str) -> BatchSummary:
+    with conn.transaction():
         audit = conn.execute(
             "select status, source_rows, accepted_rows, quarantined_rows, duplicate_rows, "
             "inserted_rows, updated_rows, unchanged_rows, watermark "
@@ -489,9 +523,13 @@ def merge(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
                 f"quarantined {in_quarantine} (audit {quarantined}), duplicates {duplicates}",
             )
 
-        effects = conn.execute(_merge_statement(entity), {"load_id": load_id}).fetchall()
-        inserted = sum(1 for (was_insert,) in effects if was_insert)
-        updated = len(effects) - inserted
+        if entity.publish is not None:
+            inserted, updated, unchanged = entity.publish(conn, entity, load_id)
+        else:
+            effects = conn.execute(_merge_statement(entity), {"load_id": load_id}).fetchall()
+            inserted = sum(1 for (was_insert,) in effects if was_insert)
+            updated = len(effects) - inserted
+            unchanged = accepted - inserted - updated
 
         watermark = None
         if entity.watermark_column:
@@ -523,7 +561,7 @@ def merge(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
             "update meta.load_audit set status = 'succeeded', finished_at = now(), "
             "inserted_rows = %s, updated_rows = %s, unchanged_rows = %s, watermark = %s "
             "where load_id = %s",
-            (inserted, updated, accepted - inserted - updated, watermark, load_id),
+            (inserted, updated, unchanged, watermark, load_id),
         )
         # The invariant, checked by the database inside the publishing transaction.
         holds = conn.execute(
@@ -534,7 +572,7 @@ def merge(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
         if not holds:
             raise BatchError(entity, load_id, "audit invariant does not hold; rolled back")
         conn.execute(sql.SQL("delete from {} where load_id = %s").format(staging), (load_id,))
-    summary = BatchSummary(
+    return BatchSummary(
         load_id,
         entity.feed,
         entity.name,
@@ -545,11 +583,9 @@ def merge(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
         duplicates,
         inserted,
         updated,
-        accepted - inserted - updated,
+        unchanged,
         watermark,
     )
-    log.info("%s: published %s", entity.qualified_name, summary.as_dict())
-    return summary
 
 
 def run_entity(

@@ -72,11 +72,16 @@ class Request:
 
 
 class Reject(Exception):
-    """Raised by a transform: the record is quarantined with this reason."""
+    """Raised by a transform: the record is quarantined with this reason.
 
-    def __init__(self, reason: str):
+    ``subject`` is the person_key of the person the record is about, when it is known
+    (a valid ID number in an otherwise faulty row); it is kept with the quarantined row.
+    """
+
+    def __init__(self, reason: str, subject: str | None = None):
         super().__init__(reason)
         self.reason = reason
+        self.subject = subject
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ class Entity:
     feed: str
     name: str
     description: str
-    records: Callable[[Any], Iterable[Mapping[str, Any]]]  # payload JSON -> source records
+    records: Callable[[Any], Iterable[Mapping[str, Any]]]  # decoded payload -> source records
     fields: tuple[Field, ...]
     columns: tuple[Column, ...]  # staged rows, in the target table's names
     key: tuple[str, ...]
@@ -125,6 +130,13 @@ class Entity:
     # ``index_references``, whose result every ``transform`` call receives.
     references: tuple[str, ...] = ()
     index_references: Callable[[Mapping[str, list[dict[str, Any]]]], Any] | None = None
+    # A payload that is not JSON (a CSV export, a workbook): ``decode(body, meta)`` gives the
+    # document ``records`` reads; ``meta`` is what the feed's index said about the file.
+    decode: Callable[[bytes, Mapping[str, Any]], Any] | None = None
+    # A publishing step other than the keyed upsert (type-2 history, replacing a ledger):
+    # ``publish(conn, entity, load_id)`` runs inside the merge transaction and returns the
+    # (inserted, updated, unchanged) row counts it reports in the audit.
+    publish: Callable[[Any, Entity, str], tuple[int, int, int]] | None = None
     uses_person_key: bool = False  # the transform calls ``context.person_key``
     watermark_column: str | None = None  # column whose maximum becomes the watermark
     # Of two rows with the same key, the one with the larger value here wins, in a

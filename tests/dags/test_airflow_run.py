@@ -20,14 +20,28 @@ import pytest
 
 from civicflow.cli import simulator_connections
 from civicflow.config import DEMO_PERSON_KEY
-from civicflow.simulator.server import DEMO_API_KEY, DEMO_CLIENT, RunningSimulator
+from civicflow.identity import person_key, resident_id
+from civicflow.simulator.server import (
+    DEMO_API_KEY,
+    DEMO_CLIENT,
+    DEMO_LEDGER_TOKEN,
+    DEMO_REGISTER_LOGIN,
+    RunningSimulator,
+)
 from civicflow.simulator.world import visits_document
 
 from ..conftest import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 20)
-DAGS = ("positions_ingest", "health_ingest", "volunteer_ingest")  # references first
+AS_OF = DAY + dt.timedelta(days=1)  # the simulator's today: the register's last snapshot is DAY
+DAGS = (  # references first
+    "positions_ingest",
+    "civil_affairs_ingest",
+    "health_ingest",
+    "elderly_care_ingest",
+    "volunteer_ingest",
+)
 # Airflow starts slowly on a shared 2-core machine: allow far more than a normal test.
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(2400)]
 
@@ -51,7 +65,7 @@ def succeeded(result: subprocess.CompletedProcess) -> bool:
 
 @pytest.fixture(scope="module")
 def simulator_module():
-    with RunningSimulator(port=0, scale=0.0005, token_uses=3) as sim:
+    with RunningSimulator(port=0, scale=0.0005, token_uses=3, as_of=AS_OF) as sim:
         yield sim
 
 
@@ -173,3 +187,60 @@ def test_airflow_dags_test_loads_the_volunteer_platform(dag_runs, simulator_modu
         )
     ]
     assert DEMO_API_KEY not in output
+
+
+def test_airflow_dags_test_loads_the_register_as_history(dag_runs, simulator_module):
+    warehouse_url, exit_codes, output = dag_runs
+    assert exit_codes["civil_affairs_ingest"] == 0
+    truth = simulator_module.state.civil_affairs.truth(DAY)
+    audits = audits_of(warehouse_url, "civil_affairs")
+    assert [(a[0], a[1], a[3], a[4], a[5]) for a in audits] == [
+        ("register", "succeeded", True, truth["rows"], truth["loaded"])
+    ]
+    with psycopg.connect(warehouse_url) as conn:
+        current = conn.execute(
+            "select count(*) from core.dim_person where is_current and valid_from = %s", (DAY,)
+        ).fetchone()[0]
+    assert current == truth["loaded"]
+    assert DEMO_REGISTER_LOGIN[1] not in output
+
+
+def test_airflow_dags_test_loads_the_elderly_care_ledgers(dag_runs, simulator_module):
+    warehouse_url, exit_codes, output = dag_runs
+    assert exit_codes["elderly_care_ingest"] == 0
+    months = ["2026-08", "2026-09", "2026-10", "2026-11"]  # lookback_months 3 from DAY
+    truth = simulator_module.state.elderly_care.truth(months)
+    loaded = truth["meals"]["loaded"] + truth["day_care"]["loaded"]
+    audits = audits_of(warehouse_url, "elderly_care")
+    assert [(a[0], a[1], a[3], a[5]) for a in audits] == [("ledgers", "succeeded", True, loaded)]
+    assert DEMO_LEDGER_TOKEN not in output
+
+
+def test_person_keys_agree_across_feeds(dag_runs, simulator_module):
+    """A person's key is the same in the register, in health records and in ledgers."""
+    warehouse_url, exit_codes, _ = dag_runs
+    assert exit_codes["civil_affairs_ingest"] == exit_codes["health_ingest"] == 0
+    secret = DEMO_PERSON_KEY.encode()
+    state = simulator_module.state
+    registered = {person_key(i, secret) for i in state.civil_affairs.truth(DAY)["register"]}
+    health = {
+        person_key(resident_id(r["id_no"]), secret)
+        for rid, r in state.health.records.items()
+        if state.health.dirt.get(rid) not in ("invalid_check_digit", "unknown_community")
+    }
+    with psycopg.connect(warehouse_url) as conn:
+        in_register = {k for (k,) in conn.execute("select person_key from core.dim_person")}
+        in_health = {
+            k
+            for (k,) in conn.execute(
+                "select person_key from core.fact_service where source_feed = 'health'"
+            )
+        }
+        ledger_people = conn.execute(
+            "select count(distinct person_key), count(distinct person_key) filter ("
+            "where person_key in (select person_key from core.dim_person)) "
+            "from core.fact_service where source_feed = 'elderly_care'"
+        ).fetchone()
+    assert (in_register, in_health) == (registered, health)
+    assert in_register & in_health == registered & health and registered & health
+    assert ledger_people[1] > 0.9 * ledger_people[0]  # diners are mostly registered people

@@ -22,7 +22,13 @@ def dagbag():
 
 
 def test_there_are_dag_files():
-    assert [p.stem for p in DAG_FILES] == ["health_ingest", "positions_ingest", "volunteer_ingest"]
+    assert [p.stem for p in DAG_FILES] == [
+        "civil_affairs_ingest",
+        "elderly_care_ingest",
+        "health_ingest",
+        "positions_ingest",
+        "volunteer_ingest",
+    ]
 
 
 def test_no_import_errors(dagbag):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from civicflow.feeds import health, positions, volunteer
+from civicflow.feeds import civil_affairs, elderly_care, health, positions, volunteer
 from civicflow.spec import Entity
 
 FEEDS: dict[str, tuple[Entity, ...]] = {
     positions.FEED: positions.ENTITIES,
+    civil_affairs.FEED: civil_affairs.ENTITIES,
+    elderly_care.FEED: elderly_care.ENTITIES,
     health.FEED: health.ENTITIES,
     volunteer.FEED: volunteer.ENTITIES,
 }

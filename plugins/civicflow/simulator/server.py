@@ -9,10 +9,14 @@ steer it through ``/_sim/``:
   ``html``, ``bad_record``), ``times``, and per kind ``status``, ``retry_after``,
   ``delay_s``, ``field``, ``value``, ``index``; ``DELETE /_sim/faults`` clears them.
 - ``POST /_sim/correct?date=YYYY-MM-DD`` re-sends that day with corrected numbers.
+- ``POST /_sim/civil_affairs/corrupt?date=YYYY-MM-DD`` serves that day's export with bytes
+  that no longer match the index (``DELETE`` mends them);
+- ``POST /_sim/elderly_care/republish?count=N`` publishes corrected versions of N ledgers now;
 - ``POST /_sim/health/cancel?count=N`` cancels N health records now;
   ``POST /_sim/volunteer/revoke?count=N`` revokes N service-hour records now.
-- ``GET /_sim/truth[?feed=health]`` tells what the simulator serves and what a
-  load should make of it; ``GET /_sim/stats`` counts requests and tokens.
+- ``GET /_sim/truth[?feed=health|volunteer|civil_affairs[&date=]|elderly_care[&months=]]``
+  tells what the simulator serves and what a load should make of it; ``GET /_sim/stats``
+  counts requests and tokens.
 
 The health feed (``/health/...``) issues OAuth tokens that expire after
 ``token_uses`` calls, so a client must renew them in the middle of paging. The
@@ -34,9 +38,11 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
+from civicflow.simulator.civil_affairs import CivilAffairsFeed
+from civicflow.simulator.elderly_care import ElderlyCareFeed
 from civicflow.simulator.health import HealthFeed
 from civicflow.simulator.people import residents
 from civicflow.simulator.volunteer import VolunteerFeed
@@ -74,6 +80,8 @@ class FaultRule:
 
 DEMO_CLIENT = ("civicflow", "simulator-secret")  # the simulator's own, not a real secret
 DEMO_API_KEY = "simulator-api-key"  # likewise
+DEMO_REGISTER_LOGIN = ("civicflow", "simulator-password")  # likewise
+DEMO_LEDGER_TOKEN = "simulator-ledger-token"  # noqa: S105 - likewise
 
 
 @dataclass
@@ -85,6 +93,8 @@ class SimulatorState:
     client: tuple[str, str] = DEMO_CLIENT
     token_uses: int = 5
     api_key: str = DEMO_API_KEY
+    register_login: tuple[str, str] = DEMO_REGISTER_LOGIN
+    ledger_token: str = DEMO_LEDGER_TOKEN
     rate_limit: int = 10  # requests a second before 429
     cursor_ttl_s: float = 600.0
     corrections: dict[str, int] = field(default_factory=dict)
@@ -95,6 +105,8 @@ class SimulatorState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _health: HealthFeed | None = None
     _volunteer: VolunteerFeed | None = None
+    _civil_affairs: CivilAffairsFeed | None = None
+    _elderly_care: ElderlyCareFeed | None = None
     recent: list[float] = field(default_factory=list)  # request times, for the rate limit
 
     @property
@@ -114,6 +126,26 @@ class SimulatorState:
                     self.district, people, self.scale, self.as_of, self.district.seed
                 )
             return self._volunteer
+
+    @property
+    def civil_affairs(self) -> CivilAffairsFeed:
+        with self.lock:
+            if self._civil_affairs is None:
+                people = residents(self.district, self.scale)
+                self._civil_affairs = CivilAffairsFeed(
+                    self.district, people, self.scale, self.as_of, self.district.seed
+                )
+            return self._civil_affairs
+
+    @property
+    def elderly_care(self) -> ElderlyCareFeed:
+        with self.lock:
+            if self._elderly_care is None:
+                people = residents(self.district, self.scale)
+                self._elderly_care = ElderlyCareFeed(
+                    self.district, people, self.scale, self.as_of, self.district.seed
+                )
+            return self._elderly_care
 
     def take_fault(self, path: str) -> FaultRule | None:
         with self.lock:
@@ -147,8 +179,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _json(self, status: int, document: Any, headers=None) -> None:
-        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+    def _json(self, status: int, document: Any, headers=None, default=None) -> None:
+        body = json.dumps(document, ensure_ascii=False, default=default).encode("utf-8")
         self._send(status, body, "application/json; charset=utf-8", headers)
 
     def _error(self, status: int, message: str) -> None:
@@ -199,6 +231,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         elif url.path.startswith("/positions/"):
             document = self._positions(url.path.removeprefix("/positions"), query)
+        elif url.path.startswith("/civil_affairs/"):
+            document = self._civil_affairs(url.path.removeprefix("/civil_affairs"))
+        elif url.path.startswith("/elderly_care/"):
+            document = self._elderly_care(unquote(url.path.removeprefix("/elderly_care")), query)
         else:
             self._error(404, f"no such resource {url.path}")
             return
@@ -212,10 +248,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._json(200, document)
 
-    def _authorised(self) -> bool:
-        if not self.state.basic_auth:
+    def _authorised(self, login: tuple[str, str] | None = None) -> bool:
+        login = login or self.state.basic_auth
+        if not login:
             return True
-        expected = base64.b64encode(":".join(self.state.basic_auth).encode()).decode()
+        expected = base64.b64encode(":".join(login).encode()).decode()
         if self.headers.get("Authorization") == f"Basic {expected}":
             return True
         self._json(401, {"error": "authentication required"}, {"WWW-Authenticate": "Basic"})
@@ -313,6 +350,42 @@ class Handler(BaseHTTPRequestHandler):
             ).decode()
         return {"items": page, "next_cursor": following}
 
+    def _civil_affairs(self, path: str) -> Any:
+        if not self._authorised(self.state.register_login):
+            return None
+        feed = self.state.civil_affairs
+        if path == "/exports/index.json":
+            return {"exports": feed.exports()}
+        if path.startswith("/exports/"):
+            body = feed.file(path.removeprefix("/exports/"))
+            if body is not None:
+                self._send(200, body, "text/csv; charset=gb18030")
+                return None
+        self._error(404, f"no such resource /civil_affairs{path}")
+        return None
+
+    def _elderly_care(self, path: str, query: dict[str, str]) -> Any:
+        if self.headers.get("X-Api-Token") != self.state.ledger_token:
+            self._json(401, {"error": "missing or wrong X-Api-Token"})
+            return None
+        feed = self.state.elderly_care
+        if path == "/ledgers":
+            month = query.get("month", "")
+            try:
+                dt.datetime.strptime(month, "%Y-%m")
+            except ValueError:
+                self._error(400, "month=YYYY-MM is required")
+                return None
+            return {"ledgers": feed.listing(month)}
+        if path.startswith("/ledgers/"):
+            body = feed.workbook(path.removeprefix("/ledgers/"))
+            if body is not None:
+                xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                self._send(200, body, xlsx)
+                return None
+        self._error(404, f"no such resource /elderly_care{path}")
+        return None
+
     def _positions(self, path: str, query: dict[str, str]) -> Any:
         if not self._authorised():
             return None
@@ -361,6 +434,17 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/_sim/volunteer/revoke" and method == "POST":
             chosen = state.volunteer.revoke(int(query.get("count", "1")), dt.datetime.now(SHANGHAI))
             self._json(200, {"revoked": chosen})
+        elif path == "/_sim/civil_affairs/corrupt" and method == "POST":
+            name = state.civil_affairs.corrupt(dt.date.fromisoformat(query["date"]))
+            self._json(200, {"corrupt": name})
+        elif path == "/_sim/civil_affairs/corrupt" and method == "DELETE":
+            state.civil_affairs.corrupt_files.clear()
+            self._json(200, {"corrupt": []})
+        elif path == "/_sim/elderly_care/republish" and method == "POST":
+            files = state.elderly_care.republish(
+                int(query.get("count", "1")), dt.datetime.now(SHANGHAI)
+            )
+            self._json(200, {"republished": files})
         elif path == "/_sim/stats":
             with state.lock:
                 self._json(
@@ -370,6 +454,13 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, state.health.truth())
         elif path == "/_sim/truth" and query.get("feed") == "volunteer":
             self._json(200, state.volunteer.truth())
+        elif path == "/_sim/truth" and query.get("feed") == "elderly_care":
+            months = query["months"].split(",") if query.get("months") else None
+            self._json(200, state.elderly_care.truth(months), default=str)
+        elif path == "/_sim/truth" and query.get("feed") == "civil_affairs":
+            feed = state.civil_affairs
+            day = dt.date.fromisoformat(query.get("date", feed.days[-1].isoformat()))
+            self._json(200, feed.truth(day))
         elif path == "/_sim/truth":
             self._json(200, truth(state.district, query.get("date")))
         else:
