@@ -148,7 +148,11 @@ class Ledger:
 
     @property
     def first_day(self) -> dt.date:
-        return dt.date(int(self.month[:4]), int(self.month[5:]), 1)
+        return _first_day(self.month)
+
+
+def _first_day(month: str) -> dt.date:
+    return dt.date(int(month[:4]), int(month[5:]), 1)
 
 
 def _months_before(as_of: dt.date, count: int = 12) -> list[str]:
@@ -189,8 +193,9 @@ class ElderlyCareFeed:
     _files: dict[str, tuple[Ledger, int]] = field(init=False, repr=False)  # -> ledger, version
     _bytes: dict[str, bytes] = field(init=False, repr=False)  # file -> workbook, once built
     _summaries: dict[str, dict[str, Any]] = field(init=False, repr=False)  # file -> _summary
-    # street code -> (birth dates, residents), sorted by birth date, so the elderly are a prefix
-    _elderly: dict[str, tuple[list[dt.date], list[Resident]]] = field(init=False, repr=False)
+    # street code -> month index -> the street's residents 60 years old from that month on
+    # (the last list: not within the year), each in the register's order
+    _elderly: dict[str, list[list[Resident]]] = field(init=False, repr=False)
     # street code -> community code -> name of the community position serving meals
     _canteens: dict[str, dict[str, str]] = field(init=False, repr=False)
     _first: str = field(init=False, repr=False)  # the ledger every kind of dirt is forced into
@@ -201,13 +206,14 @@ class ElderlyCareFeed:
         self.months = _months_before(self.as_of)
         self.ledgers, self.republished = {}, []
         self._files, self._bytes, self._summaries = {}, {}, {}
-        by_street: dict[str, list[Resident]] = {s.code: [] for s in self.district.streets}
+        # The latest birth date of a diner, month by month: 60 on the month's first day.
+        cutoffs = [_aged(_first_day(m), ELDERLY_AGE) for m in self.months]
+        self._elderly = {
+            s.code: [[] for _ in range(len(cutoffs) + 1)] for s in self.district.streets
+        }
         for person in self.residents:
-            by_street[person.street.code].append(person)
-        self._elderly = {}
-        for code, people in by_street.items():
-            people.sort(key=lambda r: r.birth_date)  # stable: ties keep the register's order
-            self._elderly[code] = ([r.birth_date for r in people], people)
+            since = bisect.bisect_left(cutoffs, person.birth_date)
+            self._elderly[person.street.code][since].append(person)
         self._canteens = {s.code: {} for s in self.district.streets}
         for p in self.district.positions:
             if (
@@ -219,10 +225,9 @@ class ElderlyCareFeed:
             ):
                 self._canteens[p.street.code][p.community.code] = p.name
         # Rows are shared out by the street's elderly people and the month's days.
-        cutoff = _aged(self.as_of.replace(day=1), ELDERLY_AGE)
         weights = {
-            s.code: max(1, bisect.bisect_right(self._elderly[s.code][0], cutoff))
-            for s in self.district.streets
+            code: max(1, sum(len(people) for people in by_month[:-1]))
+            for code, by_month in self._elderly.items()
         }
         total_weight = sum(weights.values())
         days = {m: calendar.monthrange(int(m[:4]), int(m[5:]))[1] for m in self.months}
@@ -373,11 +378,11 @@ class ElderlyCareFeed:
 
     def _diners(self, ledger: Ledger) -> list[Resident]:
         """The street's residents aged 60 or more on the month's first day (else the district's)."""
-        cutoff = _aged(ledger.first_day, ELDERLY_AGE)
-        births, people = self._elderly[ledger.street.code]
-        diners = people[: bisect.bisect_right(births, cutoff)]
+        upto = self.months.index(ledger.month) + 1
+        diners = list(itertools.chain.from_iterable(self._elderly[ledger.street.code][:upto]))
         if not diners:  # a tiny scale can leave a street without old people
-            diners = [r for r in self.residents if r.birth_date <= cutoff] or list(self.residents)
+            everyone = (p for by_month in self._elderly.values() for p in by_month[:upto])
+            diners = list(itertools.chain.from_iterable(everyone)) or list(self.residents)
         return diners
 
     def _draw(self, ledger: Ledger, sheet: str) -> list[Row]:
