@@ -17,10 +17,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from civicflow.cli import simulator_connections
 from civicflow.config import DEMO_PERSON_KEY
 from civicflow.identity import person_key, resident_id
+from civicflow.simulator.people import residents
 from civicflow.simulator.server import (
     DEMO_API_KEY,
     DEMO_CLIENT,
@@ -34,7 +36,7 @@ from ..conftest import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 20)
-AS_OF = DAY + dt.timedelta(days=1)  # the simulator's today: the register's last snapshot is DAY
+AS_OF = DAY + dt.timedelta(days=7)  # the simulator's today: the register has DAY .. AS_OF - 1
 DAGS = (  # references first
     "positions_ingest",
     "civil_affairs_ingest",
@@ -244,3 +246,32 @@ def test_person_keys_agree_across_feeds(dag_runs, simulator_module):
     assert (in_register, in_health) == (registered, health)
     assert in_register & in_health == registered & health and registered & health
     assert ledger_people[1] > 0.9 * ledger_people[0]  # diners are mostly registered people
+
+
+def test_no_column_analysts_read_holds_an_id_number_a_name_or_a_phone(dag_runs, simulator_module):
+    """Every text value in core, marts and meta, against the people the simulator served."""
+    warehouse_url, _, _ = dag_runs
+    people = residents(simulator_module.state.district, simulator_module.state.scale)
+    names = {p.name for p in people}
+    numbers = {p.id_no for p in people} | {p.id_no[:6] + p.id_no[8:17] for p in people}
+    numbers |= {p.phone for p in people} | {f"020-8{p.phone[-7:]}" for p in people}
+    with psycopg.connect(warehouse_url) as conn:
+        columns = conn.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where table_schema in ('core', 'marts', 'meta') "
+            "and data_type in ('text', 'character varying', 'ARRAY', 'jsonb')"
+        ).fetchall()
+        assert len(columns) > 20
+        seen = 0
+        for schema, table, column in columns:
+            query = sql.SQL("select distinct {}::text from {}").format(
+                sql.Identifier(column), sql.Identifier(schema, table)
+            )
+            for (value,) in conn.execute(query):
+                if value is None:
+                    continue
+                seen += 1
+                upper = value.upper()
+                assert not any(n in upper for n in numbers), (schema, table, column, value)
+                assert value not in names, (schema, table, column)
+    assert seen > 1000
