@@ -196,7 +196,8 @@ def _records(conn: psycopg.Connection, entity: Entity, load_id: str) -> list[Any
     return records
 
 
-def _references(conn: psycopg.Connection, entity: Entity) -> Any:
+def references(conn: psycopg.Connection, entity: Entity) -> Any:
+    """The entity's reference data from the warehouse, indexed as its transforms receive it."""
     if not entity.index_references:
         return None
     loaded = {}
@@ -307,7 +308,7 @@ def validate(
                     f"required field(s) {', '.join(missing)} missing from every record: the "
                     "interface has changed; nothing was loaded",
                 )
-            context = Context(_references(conn, entity), secret)
+            context = Context(references(conn, entity), secret)
             verdicts = judge(entity, records, context)
         except BatchError as exc:
             _fail(conn, load_id, "failed", exc.reason)

@@ -203,6 +203,11 @@ def _records(document: Any) -> list[Mapping[str, Any]]:
 # --- transform ----------------------------------------------------------------------------------
 
 
+def ledger_batch(month: str, street_code: str) -> str:
+    """What identifies a ledger across its versions (``source_batch``): month and street code."""
+    return f"{month}:{street_code}"
+
+
 def index_references(references: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
     by_name: dict[str, list[dict[str, Any]]] = {}
     for p in references["position_references"]:
@@ -216,7 +221,7 @@ def _service(row: dict[str, Any], context: Context) -> dict[str, Any]:
     street_code = references["divisions"].street(row["street"])
     if f"{row['service_date']:%Y-%m}" != row["month"]:
         raise Reject(f"日期 {row['service_date']} is outside the ledger's month {row['month']}")
-    batch = f"{row['month']}:{street_code}"
+    batch = ledger_batch(row["month"], street_code)
     record_id = f"{batch}:v{row['version']}:{row['sheet']}:{row['row_number']}"
     if row["sheet"] == "meals":
         venue = row["canteen"]
@@ -268,14 +273,10 @@ def publish_ledgers(conn: Any, entity: Entity, load_id: str) -> tuple[int, int, 
     Returns (rows inserted, rows of earlier versions removed, staged rows not inserted because
     the warehouse already holds that version or a newer one).
     """
-    from civicflow.feeds.positions import index_divisions
+    from civicflow.pipeline import references
     from civicflow.warehouse import sql_file
 
-    with conn.cursor() as cur:
-        columns = [d.name for d in cur.execute(sql_file("queries/division_references")).description]
-        divisions = index_divisions(
-            {"division_references": [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]}
-        )
+    divisions: DivisionIndex = references(conn, entity)["divisions"]
     ledgers = conn.execute(
         "select meta ->> 'month', meta ->> 'street', (meta ->> 'version')::int, meta ->> 'file' "
         "from raw.payload where load_id = %s order by payload_id",
@@ -284,7 +285,7 @@ def publish_ledgers(conn: Any, entity: Entity, load_id: str) -> tuple[int, int, 
     removed = 0
     for month, street, version, file in ledgers:
         try:
-            batch = f"{month}:{divisions.street(street)}"
+            batch = ledger_batch(month, divisions.street(street))
         except Reject:
             log.warning(
                 "%s: %s names an unknown street %r; its rows were quarantined", FEED, file, street
