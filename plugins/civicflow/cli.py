@@ -137,6 +137,9 @@ def _report(warehouse: str) -> None:
         print("\nRows per core table:")
         for table, count in table_counts(conn, "core").items():
             print(f"  {table:<28} {count:>8}")
+        print("\nRows per mart:")
+        for table, count in table_counts(conn, "marts").items():
+            print(f"  {table:<28} {count:>8}")
         print("\nLoad audit (newest first):")
         rows = conn.execute(
             "select feed, entity, status, source_rows, accepted_rows, quarantined_rows, "
@@ -191,8 +194,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
             env=env,
             check=True,
         )
+        _refresh_marts(warehouse)
         _report(warehouse)
     return 0
+
+
+def _refresh_marts(warehouse: str) -> None:
+    from civicflow.marts import refresh
+    from civicflow.pipeline import open_warehouse
+
+    with open_warehouse(warehouse) as conn:
+        took = refresh(conn)
+    print("\nMarts refreshed: " + ", ".join(f"{name} {s:.1f} s" for name, s in took.items()))
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:

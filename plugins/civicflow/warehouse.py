@@ -104,12 +104,12 @@ def migrate(conn: psycopg.Connection) -> list[str]:
 
 
 def table_counts(conn: psycopg.Connection, schema: str) -> dict[str, int]:
-    """Row counts of every table in a schema (exact, for reports and tests)."""
+    """Row counts of every table, view and materialized view in a schema (exact, for reports)."""
     tables = [
         r[0]
         for r in conn.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = %s and table_type = 'BASE TABLE' order by table_name",
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm') order by c.relname",
             (schema,),
         )
     ]
