@@ -228,3 +228,23 @@ def test_feed_health_tells_ok_stale_and_failing_feeds(district):
                                 Decimal("1.0"), "ok"]  # fmt: skip
     assert health["positions"][-1] == "stale" and health["positions"][-2] == Decimal("30.0")
     assert health["volunteer"][-1] == "failing"
+
+
+def test_analysts_read_every_mart_and_the_person_history(district):
+    with psycopg.connect(district, autocommit=True) as conn:
+        conn.execute("set role analyst")
+        counts = {
+            name: conn.execute(f"select count(*) from marts.{name}").fetchone()[0]  # noqa: S608
+            for name in (
+                "position_monthly",
+                "elderly_coverage",
+                "unreached_vulnerable",
+                "fifteen_minute_circle",
+                "volunteer_monthly",
+                "feed_health",
+            )
+        }
+        assert counts["elderly_coverage"] == 4 and counts["unreached_vulnerable"] == 1
+        assert conn.execute("select count(*) from core.dim_person").fetchone()[0] == 7
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select * from quarantine.rejected_row")
