@@ -28,6 +28,7 @@ def test_there_are_dag_files():
         "health_ingest",
         "positions_ingest",
         "volunteer_ingest",
+        "warehouse_marts",
     ]
 
 
@@ -65,6 +66,18 @@ def test_ingest_tasks_are_verbs_and_merges_publish_core_assets(dagbag):
     order = [t.task_id for t in dag.topological_sort()]
     assert order.index("communities.merge") < order.index("positions.validate")
     assert order.index("positions.merge") < order.index("visits.validate")
+
+
+def test_marts_refresh_on_any_core_table_a_feed_publishes(dagbag):
+    from civicflow.feeds import all_entities
+
+    published = {
+        o.uri for dag_id, dag in dagbag.dags.items() if dag_id.endswith("_ingest")
+        for t in dag.tasks for o in t.outlets
+    }  # fmt: skip
+    marts = dagbag.dags["warehouse_marts"]
+    watched = {a.uri for _, a in marts.timetable.asset_condition.iter_assets()}
+    assert watched == published and len(watched) == len({e.target for e in all_entities()})
 
 
 def test_an_extract_task_refuses_the_demo_key_in_production_without_retries(dagbag, monkeypatch):

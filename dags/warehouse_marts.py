@@ -1,0 +1,50 @@
+"""
+### warehouse_marts
+
+Refreshes the analysts' marts (`marts.position_monthly`, `elderly_coverage`,
+`unreached_vulnerable`, `fifteen_minute_circle`, `volunteer_monthly`) whenever
+a feed publishes into core.
+
+- **Schedule:** any of the core tables' Assets. An ingest DAG's merge emits its
+  Asset only when its batch committed, so a failed or rejected batch never
+  triggers a refresh.
+- **Consistency:** each mart is a materialized view refreshed concurrently:
+  analysts keep reading the previous contents until the new ones are complete.
+  `marts.feed_health` is a plain view and always current.
+- **Owner:** civicflow data engineering.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import DAG, AssetAny, task
+
+from civicflow.airflow.ingest import LOCAL_TZ, OWNER, table_asset
+from civicflow.feeds import all_entities
+
+CORE_TABLES = sorted({entity.target for entity in all_entities()})
+
+with DAG(
+    dag_id="warehouse_marts",
+    schedule=AssetAny(*(table_asset(table) for table in CORE_TABLES)),
+    start_date=pendulum.datetime(2026, 11, 1, tz=LOCAL_TZ),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["civicflow", "marts"],
+    default_args={"owner": OWNER, "retries": 2, "retry_delay": dt.timedelta(minutes=2)},
+) as dag:
+
+    @task(task_id="refresh")
+    def refresh() -> dict[str, float]:
+        """Refresh every materialized mart; returns the seconds each took."""
+        from civicflow.airflow.connections import warehouse_url
+        from civicflow.marts import refresh as refresh_marts
+        from civicflow.pipeline import open_warehouse
+
+        with open_warehouse(warehouse_url()) as conn:
+            return refresh_marts(conn)
+
+    refresh()
