@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format airflow warehouse-url db-stop expectations lock bench clean
+.PHONY: help install demo test lint format airflow warehouse-url db-stop expectations dictionary lock bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ db-stop: $(STAMP)  ## stop the embedded PostgreSQL server
 
 expectations: $(STAMP)  ## rewrite expectations/ from the feed descriptions
 	$(CIVICFLOW) expectations
+
+dictionary: $(STAMP)  ## rewrite docs/data-dictionary.md from the warehouse's comments
+	$(CIVICFLOW) dictionary
 
 lock:  ## re-pin requirements.lock from requirements.in in a scratch environment
 	rm -rf .local/lock-venv && $(PYTHON) -m venv .local/lock-venv

@@ -260,6 +260,23 @@ def cmd_expectations(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dictionary(args: argparse.Namespace) -> int:
+    from civicflow.dictionary import missing_comments, render
+    from civicflow.pipeline import open_warehouse
+
+    with databases(stop_after=False) as (warehouse, _), open_warehouse(warehouse) as conn:
+        missing = missing_comments(conn)
+        text = render(conn)
+    if missing:
+        print("objects without a comment: " + ", ".join(missing), file=sys.stderr)
+        return 1
+    path = ROOT / "docs" / "data-dictionary.md"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     from civicflow.simulator.__main__ import main
 
@@ -289,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     exp = sub.add_parser("expectations", help="write expectations/ from the feed descriptions")
     exp.add_argument("--check", action="store_true", help="only report suites out of date")
     exp.set_defaults(func=cmd_expectations)
+    dictionary = sub.add_parser(
+        "dictionary", help="write docs/data-dictionary.md from the warehouse's comments"
+    )
+    dictionary.set_defaults(func=cmd_dictionary)
     sim = sub.add_parser("simulator", help="serve the feed simulator")
     sim.add_argument("--port", type=int, default=SIMULATOR_PORT)
     sim.set_defaults(func=cmd_simulator)

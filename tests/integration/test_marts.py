@@ -248,3 +248,15 @@ def test_analysts_read_every_mart_and_the_person_history(district):
         assert conn.execute("select count(*) from core.dim_person").fetchone()[0] == 7
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select * from quarantine.rejected_row")
+
+
+def test_every_object_analysts_read_is_commented_and_the_dictionary_is_current(warehouse_url):
+    from pathlib import Path
+
+    from civicflow.dictionary import missing_comments, render
+
+    committed = Path(__file__).resolve().parents[2] / "docs" / "data-dictionary.md"
+    with open_warehouse(warehouse_url) as conn:
+        assert missing_comments(conn) == []
+        assert "### marts.elderly_coverage (materialized view)" in render(conn)
+        assert render(conn) == committed.read_text(encoding="utf-8"), "run `make dictionary`"
