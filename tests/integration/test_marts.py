@@ -260,3 +260,17 @@ def test_every_object_analysts_read_is_commented_and_the_dictionary_is_current(w
         assert missing_comments(conn) == []
         assert "### marts.elderly_coverage (materialized view)" in render(conn)
         assert render(conn) == committed.read_text(encoding="utf-8"), "run `make dictionary`"
+
+
+def test_the_readme_queries_run_as_an_analyst(district):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Querying the warehouse", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sql", 1)[1].split("```", 1)[0]
+    queries = [q.strip() for q in block.split(";") if q.strip()]
+    assert len(queries) == 6
+    with psycopg.connect(district, autocommit=True) as conn:
+        conn.execute("set role analyst")
+        answered = [len(conn.execute(q).fetchall()) for q in queries]
+    assert all(answered[:5]), answered  # feed_health is empty: no batch was loaded here
