@@ -76,7 +76,7 @@ def test_marts_refresh_on_any_core_table_a_feed_publishes(dagbag):
         for t in dag.tasks for o in t.outlets
     }  # fmt: skip
     marts = dagbag.dags["warehouse_marts"]
-    watched = {a.uri for _, a in marts.timetable.asset_condition.iter_assets()}
+    watched = {a.uri for a in marts.timetable.asset_condition.objects}
     assert watched == published and len(watched) == len({e.target for e in all_entities()})
 
 
