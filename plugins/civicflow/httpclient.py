@@ -227,7 +227,8 @@ class FeedClient:
     ) -> Fetched:
         """A file, checked against the checksum and size its index gives, when it gives them.
 
-        A mismatch is a corrupt file: a :class:`FeedError`, never retried as if transient.
+        A mismatch is a corrupt file: a :class:`FeedError`, which this client does not retry
+        (the task's own retries fetch the file again, in case the department re-exported it).
         """
         response = self.get(path)
         body = response.content
