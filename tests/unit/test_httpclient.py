@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import time
 import urllib.request
 
 import pytest
@@ -79,19 +78,21 @@ def test_a_retry_after_longer_than_allowed_fails_at_once(sim):
     assert waits == []
 
 
-def test_read_timeouts_and_connection_resets_are_retried(sim):
+def test_read_timeouts_and_connection_resets_are_retried(sim, caplog):
     faults(
         sim,
-        {"path": "/positions/divisions", "kind": "slow", "delay_s": 1.5, "times": 1},
+        {"path": "/positions/divisions", "kind": "slow", "delay_s": 6, "times": 1},
         {"path": "/positions/divisions", "kind": "reset", "times": 1},
     )
     feed, waits = client(sim)
-    feed.read_timeout_s = 0.5
-    started = time.monotonic()
+    feed.read_timeout_s = 2.0
     document = feed.get_json("divisions").document
     assert len(document["streets"]) == 18
-    assert feed.attempts == 3 and len(waits) == 2
-    assert time.monotonic() - started < 10
+    retried = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert "ReadTimeout" in retried[0] and "RemoteDisconnected" in retried[1], retried
+    assert [rule.times for rule in sim.state.rules] == [0, 0]
+    # On a loaded machine an ordinary answer can also outlast the time-out: one more retry.
+    assert feed.attempts == len(waits) + 1 == len(retried) + 1 >= 3
 
 
 def test_a_body_that_is_not_json_is_a_clear_error(sim):
