@@ -80,3 +80,25 @@ def sim_call(simulator: RunningSimulator, path: str, method: str = "GET", docume
     request = urllib.request.Request(f"{simulator.url}{path}", data=data, method=method)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
+
+
+@contextmanager
+def login_as(url: str, role: str) -> Iterator[str]:
+    """A temporary login user granted ``role`` (analyst, steward), as a person or BI tool has.
+
+    Yields that user's URL; the user is dropped afterwards. Tests connect with it
+    rather than ``set role``, so they prove what a real login can and cannot do.
+    """
+    user = f"t_{role}_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("create role {} login password {} in role {}").format(
+                sql.Identifier(user), sql.Literal(password), sql.Identifier(role)
+            )
+        )
+    try:
+        yield psycopg.conninfo.make_conninfo(url, user=user, password=password)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(user)))
