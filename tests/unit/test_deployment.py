@@ -81,3 +81,13 @@ def test_no_secret_is_written_into_the_compose_file():
         assert "${" in value, (
             f"{name} is written into docker-compose.yml instead of taken from .env"
         )
+
+
+def test_the_report_is_written_to_a_volume_every_airflow_service_mounts():
+    report_dir = COMPOSE["x-airflow-common"]["environment"]["CIVICFLOW_REPORT_DIR"]
+    airflow_services = [n for n in COMPOSE["services"] if n.startswith("airflow-")]
+    assert len(airflow_services) >= 6
+    for name in airflow_services:
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in COMPOSE["services"][name]["volumes"]}
+        assert mounts.get(report_dir) in COMPOSE["volumes"], f"{name} does not keep {report_dir}"
+    assert report_dir in COMPOSE["services"]["airflow-init"]["command"][1]  # created and chowned
