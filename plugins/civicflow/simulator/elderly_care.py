@@ -109,6 +109,7 @@ class Row(NamedTuple):
     name: str
     details: tuple[str | Decimal, ...]  # the sheet's remaining columns, in order
     dirt: str | None = None
+    id_no: str = ""  # the diner's canonical ID number, whatever id_text says
 
     @property
     def cells(self) -> tuple[str | dt.date | Decimal, ...]:
@@ -356,6 +357,39 @@ class ElderlyCareFeed:
             "republished": [f for f in self.republished if self._files[f][0].month in chosen],
         }
 
+    def services(self, months: list[str] | None = None) -> list[dict[str, Any]]:
+        """The core.fact_service rows a load of the newest versions of ``months``' ledgers makes.
+
+        One per data row not quarantined (canteen meals and day-care visits); a meal at a
+        canteen that is a registered community position is placed in that community.
+        """
+        chosen = set(self.months if months is None else months)
+        out = []
+        for ledger in self.ledgers.values():
+            if ledger.month not in chosen:
+                continue
+            newest = ledger.versions[-1].number
+            file = ledger.file(newest)
+            communities = {name: code for code, name in self._canteens[ledger.street.code].items()}
+            for sheet, rows in self._rows(ledger, newest).items():
+                for number, row in enumerate(rows, 3):  # as _sheet_xml writes them
+                    if row.dirt in REJECTED:
+                        continue
+                    placed = communities.get(row.place) if sheet == "meals" else None
+                    out.append(
+                        {
+                            "feed": "elderly_care",
+                            "record_id": f"{file}:{sheet}:{number}",
+                            "id_no": row.id_no,
+                            "service_date": row.day.isoformat(),
+                            "service_area": sheet,
+                            "status": "completed",
+                            "street_code": ledger.street.code,
+                            "community_code": placed,
+                        }
+                    )
+        return out
+
     # --- the rows --------------------------------------------------------------------------
 
     def _summary(self, ledger: Ledger, version: int) -> dict[str, Any]:
@@ -442,7 +476,9 @@ class ElderlyCareFeed:
             elif kind == "text_date":
                 iso = rng.random() < 0.5
                 date_text = day.isoformat() if iso else f"{day.year}/{day.month}/{day.day}"
-            return Row(serial, day, date_text, place, id_text, person.name, details, kind)
+            return Row(
+                serial, day, date_text, place, id_text, person.name, details, kind, person.id_no
+            )
 
         return row
 

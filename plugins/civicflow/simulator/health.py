@@ -36,6 +36,7 @@ RATES = {
     "cancelled": 0.03,
     "changed_while_paging": 0.005,
 }
+REJECTED = ("invalid_check_digit", "unknown_community")  # dirt a load quarantines
 
 
 def _iso(t: dt.datetime) -> str:
@@ -54,6 +55,7 @@ class HealthFeed:
     earlier: dict[str, dict[str, Any]] = field(default_factory=dict)  # changed while paging
     dirt: dict[str, str] = field(default_factory=dict)  # record_id -> kind of dirt
     changed: list[str] = field(default_factory=list)  # records changed by /_sim/ calls
+    subjects: dict[str, Resident] = field(default_factory=dict)  # record_id -> who was served
 
     def __post_init__(self) -> None:
         rng = random.Random(f"{self.seed}:health:{self.scale}:{self.as_of}")
@@ -116,6 +118,7 @@ class HealthFeed:
                 )
                 self.earlier[record_id] = first
             self.records[record_id] = record
+            self.subjects[record_id] = person
 
     def listing(self, since: dt.datetime | None) -> list[dict[str, Any]]:
         """Records changed at or after ``since``, ordered by updated_at then record_id."""
@@ -138,9 +141,34 @@ class HealthFeed:
         self.changed.extend(chosen)
         return chosen
 
+    def services(self) -> list[dict[str, Any]]:
+        """The core.fact_service rows a full load makes of the records served now.
+
+        Quarantined records are left out; a record served twice is one row, as it is now.
+        """
+        out = []
+        for record_id, record in self.records.items():
+            if self.dirt.get(record_id) in REJECTED:
+                continue
+            person = self.subjects[record_id]
+            served = dt.datetime.fromisoformat(record["service_time"]).astimezone(SHANGHAI)
+            out.append(
+                {
+                    "feed": "health",
+                    "record_id": record_id,
+                    "id_no": person.id_no,
+                    "service_date": served.date().isoformat(),
+                    "service_area": "health",
+                    "status": record["status"],
+                    "street_code": person.street.code,
+                    "community_code": person.community.code,
+                }
+            )
+        return out
+
     def truth(self) -> dict[str, Any]:
         """Exactly what a full load should make of the records served now."""
-        rejected = ("invalid_check_digit", "unknown_community")
+        rejected = REJECTED
         quarantined = Counter(kind for kind in self.dirt.values() if kind in rejected)
         loaded = [r for rid, r in self.records.items() if self.dirt.get(rid) not in quarantined]
         return {

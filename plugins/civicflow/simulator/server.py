@@ -15,8 +15,11 @@ steer it through ``/_sim/``:
 - ``POST /_sim/health/cancel?count=N`` cancels N health records now;
   ``POST /_sim/volunteer/revoke?count=N`` revokes N service-hour records now.
 - ``GET /_sim/truth[?feed=health|volunteer|civil_affairs[&date=]|elderly_care[&months=]]``
-  tells what the simulator serves and what a load should make of it; ``GET /_sim/stats``
-  counts requests and tokens.
+  tells what the simulator serves and what a load should make of it;
+  ``GET /_sim/truth?feed=services[&months=]`` lists every row a load of the health, elderly-care
+  (the newest ledger versions of ``months``, default all) and volunteer-help feeds makes in
+  ``core.fact_service``, with the canonical ID number of the person served;
+  ``GET /_sim/stats`` counts requests and tokens.
 
 The health feed (``/health/...``) issues OAuth tokens that expire after
 ``token_uses`` calls, so a client must renew them in the middle of paging. The
@@ -457,6 +460,14 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/_sim/truth" and query.get("feed") == "elderly_care":
             months = query["months"].split(",") if query.get("months") else None
             self._json(200, state.elderly_care.truth(months), default=str)
+        elif path == "/_sim/truth" and query.get("feed") == "services":
+            months = query["months"].split(",") if query.get("months") else None
+            rows = [
+                *state.health.services(),
+                *state.elderly_care.services(months),
+                *state.volunteer.services(),
+            ]
+            self._json(200, {"services": rows, "count": len(rows)})
         elif path == "/_sim/truth" and query.get("feed") == "civil_affairs":
             feed = state.civil_affairs
             day = dt.date.fromisoformat(query.get("date", feed.days[-1].isoformat()))

@@ -26,7 +26,7 @@ from civicflow.simulator.people import (
     street_spelling,
     wrong_check_digit,
 )
-from civicflow.simulator.world import District, position_address
+from civicflow.simulator.world import District, Position, position_address
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 AT_SCALE_1 = {"volunteers": 50_000, "activities": 20_000, "service-hours": 500_000}
@@ -71,6 +71,7 @@ class VolunteerFeed:
     items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # entity -> records
     dirt: dict[str, Counter] = field(default_factory=dict)  # entity -> kind -> count
     revoked_later: list[str] = field(default_factory=list)
+    venues: dict[str, Position] = field(default_factory=dict)  # activity_id -> where it was held
 
     def __post_init__(self) -> None:
         rng = random.Random(f"{self.seed}:volunteer:{self.scale}:{self.as_of}")
@@ -154,6 +155,7 @@ class VolunteerFeed:
             if rng.random() < RATES["cancelled"] or i == 6:
                 status = "cancelled"
                 self.dirt["activities"]["cancelled"] += 1
+            self.venues[f"A{i + 1:07d}"] = position
             activities.append(
                 {
                     "activity_id": f"A{i + 1:07d}",
@@ -227,6 +229,33 @@ class VolunteerFeed:
                 chosen.append(r["record_id"])
         self.revoked_later.extend(chosen)
         return chosen
+
+    def services(self) -> list[dict[str, Any]]:
+        """The core.fact_service rows (volunteer_help) a full load makes of the hours served now.
+
+        One per service-hour record naming a beneficiary, dated and placed by its activity;
+        hours out of range are quarantined, revoked hours are cancelled services.
+        """
+        activities = {a["activity_id"]: a for a in self.items["activities"]}
+        out = []
+        for record in self.items["service-hours"]:
+            if not record["beneficiary_id_no"] or record["hours"] == "25":
+                continue
+            activity = activities[record["activity_id"]]
+            venue = self.venues[record["activity_id"]]
+            out.append(
+                {
+                    "feed": "volunteer",
+                    "record_id": record["record_id"],
+                    "id_no": record["beneficiary_id_no"],
+                    "service_date": activity["start_time"][:10],  # local time, Asia/Shanghai
+                    "service_area": "volunteer_help",
+                    "status": "cancelled" if record["status"] == "revoked" else "completed",
+                    "street_code": venue.street.code if venue.street else None,
+                    "community_code": venue.community.code if venue.community else None,
+                }
+            )
+        return out
 
     def truth(self) -> dict[str, Any]:
         vols = self.dirt["volunteers"]
