@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format airflow warehouse-url db-stop expectations dictionary lock bench clean
+.PHONY: help install demo test lint browser format airflow warehouse-url db-stop expectations dictionary report lock bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -30,13 +30,27 @@ install: $(STAMP)  ## create .venv and install everything pinned
 demo: $(STAMP)  ## run the ingest DAGs once on an embedded PostgreSQL and the feed simulator
 	$(CIVICFLOW) demo
 
-test: lint  ## lint, then the whole test suite (what CI runs)
+test: lint browser  ## lint, then the whole test suite (what CI runs)
 	$(CIVICFLOW) expectations --check
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff check and format check only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The report's browser test drives Debian's chromium through Playwright; Playwright's own
+# browser downloads are never used. CIVICFLOW_CHROMIUM may name another chromium binary.
+browser:  ## install Debian's chromium for the browser tests (once)
+	@chromium="$${CIVICFLOW_CHROMIUM:-$$(command -v chromium || true)}"; \
+	if [ -n "$$chromium" ] && [ -x "$$chromium" ] && fc-list :lang=zh family 2>/dev/null | grep -q .; then \
+		echo "browser: $$chromium"; \
+	else \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "installing Debian's chromium and fonts (CJK included) for the browser tests" >&2; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium fonts-dejavu-core fonts-wqy-zenhei >&2; \
+	fi
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -56,6 +70,9 @@ expectations: $(STAMP)  ## rewrite expectations/ from the feed descriptions
 
 dictionary: $(STAMP)  ## rewrite docs/data-dictionary.md from the warehouse's comments
 	$(CIVICFLOW) dictionary
+
+report: $(STAMP)  ## write the warehouse report (.local/reports/warehouse-report.html)
+	$(CIVICFLOW) report
 
 lock:  ## re-pin requirements.lock from requirements.in in a scratch environment
 	rm -rf .local/lock-venv && $(PYTHON) -m venv .local/lock-venv

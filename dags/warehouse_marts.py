@@ -3,7 +3,7 @@
 
 Refreshes the analysts' marts (`marts.position_monthly`, `elderly_coverage`,
 `unreached_vulnerable`, `fifteen_minute_circle`, `volunteer_monthly`) whenever
-a feed publishes into core.
+a feed publishes into core, then writes the analysts' HTML report from them.
 
 - **Schedule:** any of the core tables' Assets. An ingest DAG's merge emits its
   Asset only when its batch committed, so a failed or rejected batch never
@@ -11,6 +11,10 @@ a feed publishes into core.
 - **Consistency:** each mart is a materialized view refreshed concurrently:
   analysts keep reading the previous contents until the new ones are complete.
   `marts.feed_health` is a plain view and always current.
+- **Report:** after the refresh, `report` rewrites `warehouse-report.html` in
+  `$CIVICFLOW_REPORT_DIR` (else `$CIVICFLOW_LOCAL_DIR/reports`, else the project's
+  `.local/reports`): one self-contained page of charts for analysts, counts and
+  rates only, replaced in one step. The task returns the file's path.
 - **Owner:** civicflow data engineering.
 """
 
@@ -47,4 +51,14 @@ with DAG(
         with open_warehouse(warehouse_url()) as conn:
             return refresh_marts(conn)
 
-    refresh()
+    @task(task_id="report")
+    def report() -> str:
+        """Rewrite the analysts' HTML report from the refreshed marts; returns its path."""
+        from civicflow.airflow.connections import warehouse_url
+        from civicflow.pipeline import open_warehouse
+        from civicflow.report import report_dir, write
+
+        with open_warehouse(warehouse_url()) as conn:
+            return str(write(conn, report_dir()))
+
+    refresh() >> report()

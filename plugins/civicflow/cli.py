@@ -35,6 +35,7 @@ DEMO_DAGS = (  # references first
     "health_ingest",
     "elderly_care_ingest",
     "volunteer_ingest",
+    "warehouse_marts",  # refresh the marts and write the report, as the Asset events would
 )
 SIMULATOR_PORT = int(os.environ.get("CIVICFLOW_SIMULATOR_PORT", "8765"))
 
@@ -109,6 +110,7 @@ def airflow_environment(warehouse: str, metadata: str, simulator_url: str) -> di
             "AIRFLOW_CONN_WAREHOUSE": warehouse,
             **simulator_connections(simulator_url),
             "CIVICFLOW_ENV": env.get("CIVICFLOW_ENV", "demo"),
+            "CIVICFLOW_REPORT_DIR": env.get("CIVICFLOW_REPORT_DIR", str(LOCAL / "reports")),
             # airflow standalone starts its components as `airflow ...` from the PATH.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
             "PYTHONPATH": os.pathsep.join(
@@ -194,18 +196,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
             env=env,
             check=True,
         )
-        _refresh_marts(warehouse)
         _report(warehouse)
+        report = Path(env["CIVICFLOW_REPORT_DIR"], "warehouse-report.html")
+        print(f"\nReport for analysts (written by warehouse_marts): {report}")
     return 0
 
 
-def _refresh_marts(warehouse: str) -> None:
-    from civicflow.marts import refresh
+def _write_report(warehouse: str, directory: Path | None = None) -> Path:
     from civicflow.pipeline import open_warehouse
+    from civicflow.report import report_dir, write
 
     with open_warehouse(warehouse) as conn:
-        took = refresh(conn)
-    print("\nMarts refreshed: " + ", ".join(f"{name} {s:.1f} s" for name, s in took.items()))
+        return write(conn, directory or report_dir())
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
@@ -277,6 +279,12 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    with databases(stop_after=False) as (warehouse, _):
+        print(_write_report(warehouse, args.out))
+    return 0
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     from civicflow.simulator.__main__ import main
 
@@ -310,6 +318,15 @@ def main(argv: list[str] | None = None) -> int:
         "dictionary", help="write docs/data-dictionary.md from the warehouse's comments"
     )
     dictionary.set_defaults(func=cmd_dictionary)
+    rep = sub.add_parser(
+        "report", help="write the analysts' HTML report of the marts (warehouse-report.html)"
+    )
+    rep.add_argument(
+        "--out",
+        type=Path,
+        help="directory (default $CIVICFLOW_REPORT_DIR, else .local/reports)",
+    )
+    rep.set_defaults(func=cmd_report)
     sim = sub.add_parser("simulator", help="serve the feed simulator")
     sim.add_argument("--port", type=int, default=SIMULATOR_PORT)
     sim.set_defaults(func=cmd_simulator)
