@@ -210,15 +210,25 @@ def _write_report(warehouse: str, directory: Path | None = None) -> Path:
         return write(conn, directory or report_dir())
 
 
+def _simulator_running(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def cmd_airflow(args: argparse.Namespace) -> int:
+    """Airflow on the local set-up; a second command beside a running one shares its simulator."""
     from civicflow.simulator.server import RunningSimulator
 
+    shared = _simulator_running(SIMULATOR_PORT)
     with (
         databases(stop_after=False) as (warehouse, metadata),
-        RunningSimulator(port=SIMULATOR_PORT) as sim,
+        contextlib.nullcontext() if shared else RunningSimulator(port=SIMULATOR_PORT),
     ):
-        env = airflow_environment(warehouse, metadata, sim.url)
-        print(f"Airflow home {env['AIRFLOW_HOME']}; feed simulator on {sim.url}", flush=True)
+        sim_url = f"http://127.0.0.1:{SIMULATOR_PORT}"
+        env = airflow_environment(warehouse, metadata, sim_url)
+        print(f"Airflow home {env['AIRFLOW_HOME']}; feed simulator on {sim_url}", flush=True)
         _airflow(env, "db", "migrate")
         with contextlib.suppress(KeyboardInterrupt):
             _airflow(env, *(args.airflow_args or ["standalone"]))
