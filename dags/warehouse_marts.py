@@ -26,6 +26,7 @@ import pendulum
 from airflow.sdk import DAG, AssetAny, task
 
 from civicflow.airflow.ingest import LOCAL_TZ, OWNER, table_asset
+from civicflow.alerts import notify_failure
 from civicflow.feeds import all_entities
 
 CORE_TABLES = sorted({entity.target for entity in all_entities()})
@@ -38,7 +39,12 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["civicflow", "marts"],
-    default_args={"owner": OWNER, "retries": 2, "retry_delay": dt.timedelta(minutes=2)},
+    default_args={
+        "owner": OWNER,
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=2),
+        "on_failure_callback": notify_failure,
+    },
 ) as dag:
 
     @task(task_id="refresh")

@@ -34,6 +34,13 @@ PERSON_KEY_CONNECTION = "civicflow_person_key"
 PERSON_KEY_ENV = "CIVICFLOW_PERSON_KEY"
 ENVIRONMENT_ENV = "CIVICFLOW_ENV"
 
+# Alerts (civicflow.alerts): a failed task is reported by one channel, the log by default.
+ALERT_CHANNEL_ENV = "CIVICFLOW_ALERT_CHANNEL"  # log, webhook or email
+ALERT_CHANNELS = ("log", "webhook", "email")
+ALERT_WEBHOOK_ENV = "CIVICFLOW_ALERT_WEBHOOK"  # the webhook's URL; else the connection below
+ALERT_CONNECTION = "civicflow_alerts"  # http: host = the webhook's URL; password = bearer token
+ALERT_EMAIL_ENV = "CIVICFLOW_ALERT_EMAIL"  # recipients, comma separated; SMTP is Airflow's own
+
 # Published on purpose so the demo runs with no set-up; refused outside demo and test runs.
 DEMO_PERSON_KEY = "civicflow-demo-person-key-do-not-use-in-production"
 NON_PRODUCTION = frozenset({"demo", "test"})
@@ -72,6 +79,16 @@ def base_url(host: str | None, scheme: str | None = None, port: int | None = Non
 
 def environment() -> str:
     return os.environ.get(ENVIRONMENT_ENV, "production").strip().lower() or "production"
+
+
+def alert_channel() -> str:
+    """How failures are reported: ``log`` (the default), ``webhook`` or ``email``."""
+    channel = os.environ.get(ALERT_CHANNEL_ENV, "").strip().lower() or "log"
+    if channel not in ALERT_CHANNELS:
+        raise ConfigurationError(
+            f"{ALERT_CHANNEL_ENV} is {channel!r}; it must be one of {', '.join(ALERT_CHANNELS)}"
+        )
+    return channel
 
 
 def check_person_key(key: str | None, env: str) -> bytes:

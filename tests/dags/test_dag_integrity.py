@@ -25,6 +25,7 @@ def test_there_are_dag_files():
     assert [p.stem for p in DAG_FILES] == [
         "civil_affairs_ingest",
         "elderly_care_ingest",
+        "feed_watch",
         "health_ingest",
         "positions_ingest",
         "volunteer_ingest",

@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, TaskGroup, task
 
+from civicflow.alerts import notify_failure
 from civicflow.spec import Entity
 
 OWNER = "civicflow-data-engineering"
@@ -155,6 +156,7 @@ def ingest_dag(
             "retries": 2,
             "retry_delay": dt.timedelta(minutes=2),
             "retry_exponential_backoff": True,
+            "on_failure_callback": notify_failure,  # once retries are spent: feed, batch, reason
         },
     ) as dag:
         previous = None
