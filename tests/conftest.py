@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
-    pg = LocalPostgres(tmp_path_factory.mktemp("pg"), port=free_port())
+    pg = LocalPostgres(tmp_path_factory.mktemp("pg"), port=free_port(), durable=False)
     pg.start()
     try:
         yield pg

@@ -49,6 +49,9 @@ def free_port() -> int:
 class LocalPostgres:
     root: Path  # holds pgdata/ and the password file
     port: int = DEFAULT_PORT
+    # False for throw-away servers (tests, benchmarks): no fsync, so a slow shared disk
+    # does not set the pace; a crash of the machine may then lose the data.
+    durable: bool = True
 
     @property
     def pgdata(self) -> Path:
@@ -128,15 +131,15 @@ class LocalPostgres:
                 str(self.pgdata),
                 "-w",
                 "-t",
-                "60",
+                "300",
                 "-l",
                 str(self.pgdata / "server.log"),
                 "-o",
-                f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}",
+                f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}{self._settings()}",
                 "start",
             ],
             user,
-            timeout=90,
+            timeout=330,  # a loaded shared machine has taken minutes
         )
         if result.returncode != 0:
             log = self.pgdata / "server.log"
@@ -150,6 +153,11 @@ class LocalPostgres:
                 return True
             time.sleep(0.1)
         raise LocalPostgresError(f"PostgreSQL started but is not ready (data in {self.pgdata})")
+
+    def _settings(self) -> str:
+        if self.durable:
+            return ""
+        return " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
     def _init(self, user: str | None) -> None:
         self.pgdata.mkdir(parents=True, exist_ok=True)
@@ -175,9 +183,10 @@ class LocalPostgres:
                     f"--pwfile={pwfile}",
                     "--encoding=UTF8",
                     "--locale=C",
+                    *([] if self.durable else ["--no-sync"]),
                 ],
                 user,
-                timeout=120,
+                timeout=600,  # a loaded shared machine has taken minutes
             )
         finally:
             pwfile.unlink(missing_ok=True)

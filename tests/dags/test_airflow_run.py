@@ -44,6 +44,7 @@ DAGS = (  # references first
     "elderly_care_ingest",
     "volunteer_ingest",
     "warehouse_marts",  # what an Asset event would trigger after the feeds
+    "feed_watch",  # every feed has just delivered: nothing to report
 )
 # Airflow starts slowly on a shared 2-core machine: allow far more than a normal test.
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(3600)]
@@ -338,3 +339,9 @@ def test_the_outreach_list_holds_only_current_registered_vulnerable_elderly(
         listed = {k for (k,) in conn.execute("select person_key from marts.unreached_vulnerable")}
     assert listed and eligible
     assert listed <= eligible
+
+
+def test_the_watch_finds_every_feed_fresh_after_the_runs(dag_runs):
+    _, exit_codes, output = dag_runs
+    assert exit_codes["feed_watch"] == 0
+    assert "check_positions" in output and "check_elderly_care" in output
