@@ -5,7 +5,9 @@ parses them, runs the expectation suite and writes accepted rows to
 ``staging`` and rejected rows to ``quarantine``; ``merge`` publishes the staged
 rows into ``core`` in one transaction with the audit row and the feed state,
 checking there that every source row is accounted for. Each step is safe to
-retry. Nothing here imports Airflow.
+retry. A steward's replay (``civicflow.replay``) sends quarantined rows through
+``judge``, ``stage`` and ``publish_batch`` again, as a batch of its own that moves
+no watermark. Nothing here imports Airflow.
 """
 
 from __future__ import annotations
@@ -91,6 +93,14 @@ def _fail(conn: psycopg.Connection, load_id: str, status: str, error: str) -> No
             "where load_id = %s",
             (status, error[:2000], load_id),
         )
+
+
+def is_replay(conn: psycopg.Connection, load_id: str) -> bool:
+    """Whether the batch is a steward's replay of quarantined rows (nothing was fetched for it)."""
+    row = conn.execute(
+        "select replay_of is not null from meta.load_audit where load_id = %s", (load_id,)
+    ).fetchone()
+    return bool(row and row[0])
 
 
 # --- extract -----------------------------------------------------------------------------------
@@ -317,84 +327,8 @@ def validate(
             _fail(conn, load_id, "failed", f"{type(exc).__name__}: {exc}")
             raise BatchError(entity, load_id, f"{type(exc).__name__}: {exc}") from exc
 
-        source_rows = len(records)
-        quarantined = len(verdicts.rejected)
-        considered = source_rows - verdicts.duplicates
-        rate = quarantined / considered if considered else 0.0
-        status = "rejected" if rate > entity.max_rejection_rate else "validated"
-        summary = BatchSummary(
-            load_id=load_id,
-            feed=entity.feed,
-            entity=entity.name,
-            status=status,
-            source_rows=source_rows,
-            accepted_rows=len(verdicts.accepted),
-            quarantined_rows=quarantined,
-            duplicate_rows=verdicts.duplicates,
-        )
-        with conn.transaction():
-            table = _ensure_staging_table(conn, entity)
-            conn.execute(sql.SQL("delete from {} where load_id = %s").format(table), (load_id,))
-            conn.execute("delete from quarantine.rejected_row where load_id = %s", (load_id,))
-            conn.execute("delete from meta.dq_result where load_id = %s", (load_id,))
-            _copy_staged(conn, entity, table, load_id, verdicts.accepted)
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "insert into quarantine.rejected_row (load_id, feed, entity, source_index, "
-                    "record, reasons, failed_expectations, subject_key) "
-                    "values (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            load_id,
-                            entity.feed,
-                            entity.name,
-                            index,
-                            Jsonb(_quarantined(entity, verdicts.records[index])),
-                            reasons,
-                            verdicts.failed_expectations.get(index, []),
-                            verdicts.subjects.get(index),
-                        )
-                        for index, reasons in sorted(verdicts.rejected.items())
-                    ],
-                )
-                cur.executemany(
-                    "insert into meta.dq_result (load_id, suite, expectation, success, "
-                    "unexpected_count, unexpected_percent) values (%s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            load_id,
-                            entity.suite_name,
-                            o.label,
-                            o.success,
-                            o.unexpected_count,
-                            o.unexpected_percent,
-                        )
-                        for o in verdicts.outcomes
-                    ],
-                )
-            error = None
-            if status == "rejected":
-                error = (
-                    f"{quarantined} of {considered} rows ({rate:.1%}) failed validation, more "
-                    f"than the {entity.max_rejection_rate:.1%} allowed; nothing was published. "
-                    f"Most common reasons: {_top_reasons(verdicts.rejected)}"
-                )
-            conn.execute(
-                "update meta.load_audit set status = %s, source_rows = %s, accepted_rows = %s, "
-                "quarantined_rows = %s, duplicate_rows = %s, extra_columns = %s, error = %s, "
-                "finished_at = case when %s = 'rejected' then now() end where load_id = %s",
-                (
-                    status,
-                    summary.source_rows,
-                    summary.accepted_rows,
-                    summary.quarantined_rows,
-                    summary.duplicate_rows,
-                    verdicts.extra_columns,
-                    error,
-                    status,
-                    load_id,
-                ),
-            )
+        summary, error = stage(conn, entity, load_id, verdicts, entity.max_rejection_rate)
+    status, quarantined = summary.status, summary.quarantined_rows
     if verdicts.rejected:
         log.warning(
             "%s: %d rows quarantined (load %s): %s",
@@ -406,6 +340,102 @@ def validate(
     if status == "rejected":
         raise BatchRejected(entity, load_id, error or "rejected")
     return summary
+
+
+def stage(
+    conn: psycopg.Connection,
+    entity: Entity,
+    load_id: str,
+    verdicts: _Verdicts,
+    max_rejection_rate: float | None,
+) -> tuple[BatchSummary, str | None]:
+    """Write a judged batch: staged rows, quarantined rows, GX results and the audit's counts.
+
+    One transaction, replacing what an earlier try of the same load wrote. The batch is
+    ``rejected`` when its share of quarantined rows passes ``max_rejection_rate`` (None: never,
+    as for a replay, whose rows were all quarantined once). Returns the summary and, for a
+    rejected batch, the error recorded with it.
+    """
+    source_rows = len(verdicts.records)
+    quarantined = len(verdicts.rejected)
+    considered = source_rows - verdicts.duplicates
+    rate = quarantined / considered if considered else 0.0
+    rejected = max_rejection_rate is not None and rate > max_rejection_rate
+    status = "rejected" if rejected else "validated"
+    summary = BatchSummary(
+        load_id=load_id,
+        feed=entity.feed,
+        entity=entity.name,
+        status=status,
+        source_rows=source_rows,
+        accepted_rows=len(verdicts.accepted),
+        quarantined_rows=quarantined,
+        duplicate_rows=verdicts.duplicates,
+    )
+    with conn.transaction():
+        table = _ensure_staging_table(conn, entity)
+        conn.execute(sql.SQL("delete from {} where load_id = %s").format(table), (load_id,))
+        conn.execute("delete from quarantine.rejected_row where load_id = %s", (load_id,))
+        conn.execute("delete from meta.dq_result where load_id = %s", (load_id,))
+        _copy_staged(conn, entity, table, load_id, verdicts.accepted)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into quarantine.rejected_row (load_id, feed, entity, source_index, "
+                "record, reasons, failed_expectations, subject_key) "
+                "values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        load_id,
+                        entity.feed,
+                        entity.name,
+                        index,
+                        Jsonb(_quarantined(entity, verdicts.records[index])),
+                        reasons,
+                        verdicts.failed_expectations.get(index, []),
+                        verdicts.subjects.get(index),
+                    )
+                    for index, reasons in sorted(verdicts.rejected.items())
+                ],
+            )
+            cur.executemany(
+                "insert into meta.dq_result (load_id, suite, expectation, success, "
+                "unexpected_count, unexpected_percent) values (%s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        load_id,
+                        entity.suite_name,
+                        o.label,
+                        o.success,
+                        o.unexpected_count,
+                        o.unexpected_percent,
+                    )
+                    for o in verdicts.outcomes
+                ],
+            )
+        error = None
+        if rejected:
+            error = (
+                f"{quarantined} of {considered} rows ({rate:.1%}) failed validation, more "
+                f"than the {max_rejection_rate:.1%} allowed; nothing was published. "
+                f"Most common reasons: {_top_reasons(verdicts.rejected)}"
+            )
+        conn.execute(
+            "update meta.load_audit set status = %s, source_rows = %s, accepted_rows = %s, "
+            "quarantined_rows = %s, duplicate_rows = %s, extra_columns = %s, error = %s, "
+            "finished_at = case when %s = 'rejected' then now() end where load_id = %s",
+            (
+                status,
+                summary.source_rows,
+                summary.accepted_rows,
+                summary.quarantined_rows,
+                summary.duplicate_rows,
+                verdicts.extra_columns,
+                error,
+                status,
+                load_id,
+            ),
+        )
+    return summary, error
 
 
 def _top_reasons(rejected: Mapping[int, list[str]], n: int = 3) -> str:
@@ -477,7 +507,7 @@ def merge(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
     """Publish a validated batch into core, with its audit row and feed state, atomically."""
     with open_warehouse(warehouse_url) as conn:
         try:
-            summary = _publish(conn, entity, load_id)
+            summary = publish_batch(conn, entity, load_id)
         except BatchError as exc:  # a batch refused at publishing stays unpublished, marked so
             conn.rollback()
             with conn.transaction():
@@ -491,19 +521,21 @@ def merge(entity: Entity, warehouse_url: str, load_id: str) -> BatchSummary:
     return summary
 
 
-def _publish(conn: psycopg.Connection, entity: Entity, load_id: str) -> BatchSummary:
+def publish_batch(conn: psycopg.Connection, entity: Entity, load_id: str) -> BatchSummary:
+    """Publish a validated batch (see ``merge``); inside the caller's transaction, if it has one."""
     with conn.transaction():
         audit = conn.execute(
             "select status, source_rows, accepted_rows, quarantined_rows, duplicate_rows, "
-            "inserted_rows, updated_rows, unchanged_rows, watermark "
+            "inserted_rows, updated_rows, unchanged_rows, watermark, replay_of is not null "
             "from meta.load_audit where load_id = %s for update",
             (load_id,),
         ).fetchone()
         if audit is None:
             raise BatchError(entity, load_id, "no such load in meta.load_audit")
         status, source, accepted, quarantined, duplicates = audit[:5]
-        if status == "succeeded":  # a retried task whose first try committed
-            return BatchSummary(load_id, entity.feed, entity.name, status, *audit[1:])
+        replay = audit[9]
+        if status in ("succeeded", "replayed"):  # a retried task whose first try committed
+            return BatchSummary(load_id, entity.feed, entity.name, status, *audit[1:9])
         if status != "validated":
             raise BatchError(entity, load_id, f"cannot publish a batch whose status is {status}")
 
@@ -532,8 +564,10 @@ def _publish(conn: psycopg.Connection, entity: Entity, load_id: str) -> BatchSum
             updated = len(effects) - inserted
             unchanged = accepted - inserted - updated
 
+        # A replay republishes rows of batches whose watermark was committed long ago: it
+        # moves no watermark and leaves the feed state, the cursor of the next fetch, alone.
         watermark = None
-        if entity.watermark_column:
+        if entity.watermark_column and not replay:
             newest = conn.execute(
                 sql.SQL("select max({})::text from {} where load_id = %s").format(
                     sql.Identifier(entity.watermark_column), staging
@@ -546,23 +580,25 @@ def _publish(conn: psycopg.Connection, entity: Entity, load_id: str) -> BatchSum
             ).fetchone()
             candidates = [w for w in (newest, previous[0] if previous else None) if w]
             watermark = max(candidates) if candidates else None
-        snapshot = conn.execute(
-            "select encode(sha256(string_agg(sha256, ',' order by payload_id)::bytea), 'hex') "
-            "from raw.payload where load_id = %s",
-            (load_id,),
-        ).fetchone()[0]
+        if not replay:
+            snapshot = conn.execute(
+                "select encode(sha256(string_agg(sha256, ',' order by payload_id)::bytea), "
+                "'hex') from raw.payload where load_id = %s",
+                (load_id,),
+            ).fetchone()[0]
+            conn.execute(
+                "insert into meta.feed_state (feed, entity, watermark, snapshot_sha256, load_id) "
+                "values (%s, %s, %s, %s, %s) on conflict (feed, entity) do update set "
+                "watermark = excluded.watermark, snapshot_sha256 = excluded.snapshot_sha256, "
+                "load_id = excluded.load_id, committed_at = now()",
+                (entity.feed, entity.name, watermark, snapshot, load_id),
+            )
+        published = "replayed" if replay else "succeeded"
         conn.execute(
-            "insert into meta.feed_state (feed, entity, watermark, snapshot_sha256, load_id) "
-            "values (%s, %s, %s, %s, %s) on conflict (feed, entity) do update set "
-            "watermark = excluded.watermark, snapshot_sha256 = excluded.snapshot_sha256, "
-            "load_id = excluded.load_id, committed_at = now()",
-            (entity.feed, entity.name, watermark, snapshot, load_id),
-        )
-        conn.execute(
-            "update meta.load_audit set status = 'succeeded', finished_at = now(), "
+            "update meta.load_audit set status = %s, finished_at = now(), "
             "inserted_rows = %s, updated_rows = %s, unchanged_rows = %s, watermark = %s "
             "where load_id = %s",
-            (inserted, updated, unchanged, watermark, load_id),
+            (published, inserted, updated, unchanged, watermark, load_id),
         )
         # The invariant, checked by the database inside the publishing transaction.
         holds = conn.execute(
@@ -577,7 +613,7 @@ def _publish(conn: psycopg.Connection, entity: Entity, load_id: str) -> BatchSum
         load_id,
         entity.feed,
         entity.name,
-        "succeeded",
+        published,
         source,
         accepted,
         quarantined,

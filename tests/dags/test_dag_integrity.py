@@ -28,6 +28,7 @@ def test_there_are_dag_files():
         "feed_watch",
         "health_ingest",
         "positions_ingest",
+        "quarantine_replay",
         "volunteer_ingest",
         "warehouse_marts",
     ]

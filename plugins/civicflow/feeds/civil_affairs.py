@@ -219,9 +219,11 @@ def publish_history(conn: Any, entity: Entity, load_id: str) -> tuple[int, int, 
 
     Returns (versions opened, versions closed, staged rows whose version stayed as it was).
     """
-    from civicflow.pipeline import BatchError
+    from civicflow.pipeline import BatchError, is_replay
     from civicflow.warehouse import sql_file
 
+    if is_replay(conn, load_id):
+        return publish_replayed_history(conn, load_id)
     state = conn.execute(
         "select watermark from meta.feed_state where feed = %s and entity = %s",
         (entity.feed, entity.name),
@@ -279,6 +281,82 @@ def publish_history(conn: Any, entity: Entity, load_id: str) -> tuple[int, int, 
         unchanged += staged - day_opened
         applied = day
     return opened, closed, unchanged
+
+
+# --- a steward's replay of quarantined rows -----------------------------------------------------
+
+
+def _applied_snapshot(conn: Any) -> dt.date | None:
+    state = conn.execute(
+        "select watermark from meta.feed_state where feed = %s and entity = 'register'", (FEED,)
+    ).fetchone()
+    return dt.date.fromisoformat(state[0][:10]) if state and state[0] else None
+
+
+def replay_superseded(conn: Any, rows: Mapping[int, Mapping[str, Any]]) -> set[int]:
+    """The replayed rows that a newer row of the register has overtaken.
+
+    Only rows of the snapshot last applied can still be applied: a later snapshot shows the
+    person again (applied, or quarantined and replayable in its turn). Of those, a row is
+    overtaken when the same snapshot opened a version of the person from a row at least as new.
+    """
+    applied = _applied_snapshot(conn)
+    current = [r["person_key"] for r in rows.values() if r["snapshot_date"] == applied]
+    opened = dict(
+        conn.execute(
+            "select person_key, source_updated_at from core.dim_person "
+            "where valid_from = %s and person_key = any(%s)",
+            (applied, current),
+        ).fetchall()
+    )
+    return {
+        index
+        for index, row in rows.items()
+        if row["snapshot_date"] != applied
+        or (
+            row["person_key"] in opened
+            and opened[row["person_key"]] is not None
+            and opened[row["person_key"]] >= row["source_updated_at"]
+        )
+    }
+
+
+def publish_replayed_history(conn: Any, load_id: str) -> tuple[int, int, int]:
+    """Apply replayed rows of the snapshot last applied, as that snapshot would have.
+
+    A person without a current version gets one from the snapshot's date; a person whose
+    version differs has it closed and a new one opened (or corrected in place when that very
+    snapshot opened it). Nobody else is touched. Returns (opened, closed or corrected,
+    unchanged), as :func:`publish_history` does.
+    """
+    from civicflow.warehouse import sql_file
+
+    opened = closed = corrected = 0
+    days = [
+        row[0]
+        for row in conn.execute(
+            "select distinct snapshot_date from staging.civil_affairs__register "
+            "where load_id = %s order by 1",
+            (load_id,),
+        )
+    ]
+    for day in days:
+        params = {"load_id": load_id, "day": day}
+        closed += conn.execute(sql_file("publish/dim_person_replayed_close"), params).rowcount
+        corrected += conn.execute(sql_file("publish/dim_person_replayed_correct"), params).rowcount
+        opened += conn.execute(sql_file("publish/dim_person_open"), params).rowcount
+    staged = conn.execute(
+        "select count(*) from staging.civil_affairs__register where load_id = %s", (load_id,)
+    ).fetchone()[0]
+    log.info(
+        "%s: replay %s: %d versions opened, %d closed, %d corrected",
+        FEED,
+        load_id,
+        opened,
+        closed,
+        corrected,
+    )
+    return opened, closed + corrected, staged - opened - corrected
 
 
 REGISTER = Entity(

@@ -273,9 +273,11 @@ def publish_ledgers(conn: Any, entity: Entity, load_id: str) -> tuple[int, int, 
     Returns (rows inserted, rows of earlier versions removed, staged rows not inserted because
     the warehouse already holds that version or a newer one).
     """
-    from civicflow.pipeline import references
+    from civicflow.pipeline import is_replay, references
     from civicflow.warehouse import sql_file
 
+    if is_replay(conn, load_id):
+        return publish_replayed_rows(conn, load_id)
     divisions: DivisionIndex = references(conn, entity)["divisions"]
     ledgers = conn.execute(
         "select meta ->> 'month', meta ->> 'street', (meta ->> 'version')::int, meta ->> 'file' "
@@ -301,6 +303,51 @@ def publish_ledgers(conn: Any, entity: Entity, load_id: str) -> tuple[int, int, 
     ).fetchone()[0]
     inserted = conn.execute(
         sql_file("publish/fact_service_ledger_rows"), {"load_id": load_id}
+    ).rowcount
+    return inserted, removed, staged - inserted
+
+
+# --- a steward's replay of quarantined rows -----------------------------------------------------
+
+
+def replay_superseded(conn: Any, rows: Mapping[int, Mapping[str, Any]]) -> set[int]:
+    """Replayed rows whose ledger the warehouse, or the replay itself, has in a newer version."""
+    batches = sorted({r["source_batch"] for r in rows.values()})
+    newest = dict(
+        conn.execute(
+            "select source_batch, max(source_version) from core.fact_service "
+            "where source_feed = %s and source_batch = any(%s) group by 1",
+            (FEED, batches),
+        ).fetchall()
+    )
+    for row in rows.values():
+        newest[row["source_batch"]] = max(newest.get(row["source_batch"], 0), row["source_version"])
+    return {
+        index
+        for index, row in rows.items()
+        if newest.get(row["source_batch"], 0) > row["source_version"]
+    }
+
+
+def publish_replayed_rows(conn: Any, load_id: str) -> tuple[int, int, int]:
+    """Add replayed rows to their ledger version; it replaces older versions, as a ledger does.
+
+    Returns (rows inserted, rows of older versions removed, staged rows already there).
+    """
+    from civicflow.warehouse import sql_file
+
+    removed = conn.execute(
+        "delete from core.fact_service f using (select distinct source_batch, source_version "
+        "from staging.elderly_care__ledgers where load_id = %s) s "
+        "where f.source_feed = %s and f.source_batch = s.source_batch "
+        "and f.source_version < s.source_version",
+        (load_id, FEED),
+    ).rowcount
+    staged = conn.execute(
+        "select count(*) from staging.elderly_care__ledgers where load_id = %s", (load_id,)
+    ).fetchone()[0]
+    inserted = conn.execute(
+        sql_file("publish/fact_service_ledger_replayed_rows"), {"load_id": load_id}
     ).rowcount
     return inserted, removed, staged - inserted
 
