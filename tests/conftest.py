@@ -25,6 +25,15 @@ from civicflow.simulator.server import RunningSimulator
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gx_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Validation results the tests keep for the Data Docs go to a temporary folder."""
+    with pytest.MonkeyPatch.context() as env:
+        folder = tmp_path_factory.mktemp("gx")
+        env.setenv("CIVICFLOW_GX_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
     pg = LocalPostgres(tmp_path_factory.mktemp("pg"), port=free_port(), durable=False)

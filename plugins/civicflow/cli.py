@@ -111,6 +111,9 @@ def airflow_environment(warehouse: str, metadata: str, simulator_url: str) -> di
             **simulator_connections(simulator_url),
             "CIVICFLOW_ENV": env.get("CIVICFLOW_ENV", "demo"),
             "CIVICFLOW_REPORT_DIR": env.get("CIVICFLOW_REPORT_DIR", str(LOCAL / "reports")),
+            # GX validation results (kept by every validate task) and the Data Docs the UI's
+            # Data quality page builds from them: one folder for the tasks and the api-server.
+            "CIVICFLOW_GX_DIR": env.get("CIVICFLOW_GX_DIR", str(LOCAL / "gx")),
             # airflow standalone starts its components as `airflow ...` from the PATH.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
             "PYTHONPATH": os.pathsep.join(

@@ -217,8 +217,13 @@ def references(conn: psycopg.Connection, entity: Entity) -> Any:
     return entity.index_references(loaded)
 
 
-def judge(entity: Entity, records: list[Any], context: Context) -> _Verdicts:
-    """Every record's verdict: staged, quarantined with reasons, or a duplicate."""
+def judge(
+    entity: Entity, records: list[Any], context: Context, load_id: str | None = None
+) -> _Verdicts:
+    """Every record's verdict: staged, quarantined with reasons, or a duplicate.
+
+    The GX result is kept for the Data Docs under ``load_id`` when one is given.
+    """
     from civicflow.validation import validate_rows
 
     rejected: dict[int, list[str]] = {}
@@ -230,7 +235,7 @@ def judge(entity: Entity, records: list[Any], context: Context) -> _Verdicts:
         else:
             parsed.append((index, typed))
 
-    outcomes = validate_rows(entity, [typed for _, typed in parsed])
+    outcomes = validate_rows(entity, [typed for _, typed in parsed], load_id=load_id)
     failed: dict[int, list[str]] = {}
     for outcome in outcomes:
         for position in outcome.failing_rows:
@@ -319,7 +324,7 @@ def validate(
                     "interface has changed; nothing was loaded",
                 )
             context = Context(references(conn, entity), secret)
-            verdicts = judge(entity, records, context)
+            verdicts = judge(entity, records, context, load_id)
         except BatchError as exc:
             _fail(conn, load_id, "failed", exc.reason)
             raise

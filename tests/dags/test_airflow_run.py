@@ -90,6 +90,7 @@ def airflow_env(tmp_path_factory, simulator_module) -> dict[str, str]:
             ),
             "CIVICFLOW_ENV": "test",
             "CIVICFLOW_REPORT_DIR": str(home / "reports"),
+            "CIVICFLOW_GX_DIR": str(home / "gx"),
         }
     )
     assert succeeded(airflow(env, "db", "migrate"))

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from civicflow.config import FEED_CONNECTIONS, WAREHOUSE_CONNECTION
@@ -83,11 +84,13 @@ def test_no_secret_is_written_into_the_compose_file():
         )
 
 
-def test_the_report_is_written_to_a_volume_every_airflow_service_mounts():
-    report_dir = COMPOSE["x-airflow-common"]["environment"]["CIVICFLOW_REPORT_DIR"]
+@pytest.mark.parametrize("variable", ["CIVICFLOW_REPORT_DIR", "CIVICFLOW_GX_DIR"])
+def test_shared_folders_are_volumes_every_airflow_service_mounts(variable):
+    """The report and the GX results are written by workers and read by others."""
+    folder = COMPOSE["x-airflow-common"]["environment"][variable]
     airflow_services = [n for n in COMPOSE["services"] if n.startswith("airflow-")]
     assert len(airflow_services) >= 6
     for name in airflow_services:
         mounts = {v.split(":")[1]: v.split(":")[0] for v in COMPOSE["services"][name]["volumes"]}
-        assert mounts.get(report_dir) in COMPOSE["volumes"], f"{name} does not keep {report_dir}"
-    assert report_dir in COMPOSE["services"]["airflow-init"]["command"][1]  # created and chowned
+        assert mounts.get(folder) in COMPOSE["volumes"], f"{name} does not keep {folder}"
+    assert folder in COMPOSE["services"]["airflow-init"]["command"][1]  # created and chowned
