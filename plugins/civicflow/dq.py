@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from civicflow import alerts
 from civicflow.feeds import FEEDS
 from civicflow.report import FONTS
 from civicflow.validation import KeptResult, kept_results
@@ -42,14 +43,18 @@ class Cadence:
 
 
 # Data: how new the newest data a feed delivered (its watermark or snapshot in meta.feed_state)
-# may be, from how each department publishes through its interface. A date watermark counts
-# from the end of its day. The one place these rules live.
+# may be: the delivery limits of civicflow.alerts.CADENCES, the one place these rules live (how
+# often each department publishes, and how late it may be). A date watermark counts from the
+# end of its day.
+PUBLISHES = {
+    "positions": "a tally per position every day",
+    "civil_affairs": "a register snapshot every day",
+    "health": "records changed every working day",
+    "elderly_care": "ledgers once a month per street",
+    "volunteer": "records changed every day",
+}
 CADENCE: dict[str, Cadence] = {
-    "positions": Cadence("a tally per position every day", dt.timedelta(days=2)),
-    "civil_affairs": Cadence("a register snapshot every day", dt.timedelta(days=2)),
-    "health": Cadence("records changed every working day", dt.timedelta(days=3)),
-    "elderly_care": Cadence("ledgers once a month per street", dt.timedelta(days=32)),
-    "volunteer": Cadence("records changed every day", dt.timedelta(days=3)),
+    feed: Cadence(publishes, alerts.CADENCES[feed].allowed) for feed, publishes in PUBLISHES.items()
 }
 
 STATUS_COLOURS = {"ok": "#2e7d32", "stale": "#b26a00", "failing": "#c62828"}
