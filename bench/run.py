@@ -5,13 +5,22 @@ same run (machines here are shared and noisy):
 
 - parse: import time of each DAG file in a fresh interpreter, after airflow.sdk;
 - positions load path: a year of daily tallies through extract, validate and
-  merge, against a bare COPY of the same rows into an empty table.
+  merge, against a bare COPY of the same rows into an empty table;
+- marts: a district-year (bench/district_year.py, ``--scale`` 1.0 is domain.md's
+  volumes) written into core, then every mart refreshed twice as the marts DAG
+  does (civicflow.marts.refresh), against one scan and aggregate of the two big
+  facts. ``--compare-with-version 9`` first times the marts as migrations up to
+  V0009 defined them, then migrates the same data to the newest and times again.
+
+``--only`` runs one of them; a day's results file keeps the other sections.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -19,14 +28,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import psycopg
+from district_year import generate  # bench/district_year.py, beside this script
+from psycopg import sql
 
 from civicflow.config import FeedSettings
 from civicflow.feeds.positions import ENTITIES, VISITS
 from civicflow.localdb import LocalPostgres, free_port
+from civicflow.marts import MARTS, refresh
 from civicflow.pipeline import extract, merge, run_entity, validate
 from civicflow.simulator.server import RunningSimulator
+from civicflow.warehouse import migrate, migrations
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -104,32 +118,162 @@ def positions_load(pg: LocalPostgres) -> dict[str, float]:
     }
 
 
-def main() -> int:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = LocalPostgres(Path(tmp), port=free_port())
-        pg.start()
-        try:
-            load = positions_load(pg)
-        finally:
-            pg.stop()
-    result = {
-        "date": dt.date.today().isoformat(),
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": __import__("os").cpu_count()},
-        "parse_s": parse_times(),
-        "positions_visits_year": load,
-    }  # fmt: skip
-    path = RESULTS / f"{result['date']}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+def baseline_scan(conn: psycopg.Connection, repeat: int = 3) -> float:
+    """Seconds for one scan and aggregate of the two big facts: what any mart costs at least."""
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        conn.execute(
+            "select service_area, status, count(*), sum(quantity), min(service_date), "
+            "max(service_date) from core.fact_service group by 1, 2"
+        ).fetchall()
+        conn.execute(
+            "select status, count(*), sum(hours) from core.fact_volunteer_hours group by 1"
+        ).fetchall()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
+
+
+def refresh_twice(conn: psycopg.Connection, baseline_s: float) -> dict:
+    """Every mart refreshed twice, as warehouse_marts does: the first after the load, then again."""
+    out = {}
+    for run in ("first", "second"):
+        seconds = refresh(conn)
+        total = sum(seconds.values())
+        out[run] = {"marts_s": seconds, "total_s": round(total, 3),
+                    "ratio_to_baseline": round(total / baseline_s, 2)}  # fmt: skip
+    return out
+
+
+def marts_refresh(
+    pg: LocalPostgres, scale: float, seed: int, compare_with: int | None = None
+) -> dict:
+    url = pg.ensure_database("bench_marts")
+    newest = max(m.version for m in migrations())
+    with psycopg.connect(url, autocommit=True) as conn:
+        if compare_with:
+            older = [m for m in migrations() if m.version <= compare_with]
+            # migrate() as it was before the newer migrations were written
+            with mock.patch("civicflow.warehouse.migrations", return_value=older):
+                migrate(conn)
+        else:
+            migrate(conn)
+        started = time.perf_counter()
+        rows = generate(conn, scale=scale, seed=seed)
+        generate_s = time.perf_counter() - started
+        for table in rows:  # as autovacuum leaves a warehouse between loads
+            conn.execute(sql.SQL("vacuum analyze {}").format(sql.Identifier(*table.split("."))))
+        vacuum_s = time.perf_counter() - started - generate_s
+        settings = dict(
+            conn.execute(
+                "select name, current_setting(name) from pg_settings where name in ('work_mem', "
+                "'server_version', 'shared_buffers', 'max_parallel_workers_per_gather')"
+            ).fetchall()
+        )
+        baseline_s = baseline_scan(conn)
+        result = {
+            "scale": scale,
+            "seed": seed,
+            "postgres": settings,
+            "rows": rows,
+            "generate_s": round(generate_s, 1),
+            "generate_rows_per_s": round(sum(rows.values()) / generate_s),
+            "vacuum_analyze_s": round(vacuum_s, 1),
+            "baseline_scan_s": round(baseline_s, 3),
+        }
+        if compare_with:
+            result[f"marts_V{compare_with:04d}"] = refresh_twice(conn, baseline_s)
+            started = time.perf_counter()
+            migrate(conn)
+            result[f"migrate_V{compare_with:04d}_to_V{newest:04d}_s"] = round(
+                time.perf_counter() - started, 1
+            )
+        result[f"marts_V{newest:04d}"] = refresh_twice(conn, baseline_s)
+    return result
+
+
+def table(result: dict) -> str:
     lines = ["| measure | value |", "|---|---|"]
-    for dag, seconds in result["parse_s"].items():
+    for dag, seconds in result.get("parse_s", {}).items():
         lines.append(f"| parse {dag} | {seconds:.3f} s |")
-    for key, value in load.items():
+    for key, value in result.get("positions_visits_year", {}).items():
         lines.append(f"| visits, {DAYS} days: {key} | {value:,.3f} |")
-    table = "\n".join(lines)
-    path.with_suffix(".md").write_text(table + "\n")
-    print(table)
+    marts = result.get("marts_district_year")
+    if not marts:
+        return "\n".join(lines)
+    at = f"district-year, scale {marts['scale']}"
+    for name, count in marts["rows"].items():
+        lines.append(f"| {at}: {name} rows | {count:,} |")
+    lines += [
+        f"| {at}: generated (COPY) in | {marts['generate_s']:.1f} s |",
+        f"| {at}: generated rows per second | {marts['generate_rows_per_s']:,} |",
+        f"| {at}: vacuum analyze | {marts['vacuum_analyze_s']:.1f} s |",
+        f"| {at}: baseline, one scan and aggregate of the facts | "
+        f"{marts['baseline_scan_s']:.3f} s |",
+    ]
+    lines += [f"| {at}: {k} | {v} s |" for k, v in marts.items() if k.startswith("migrate_")]
+    runs = [(k[6:], run, v[run]) for k, v in marts.items() if k.startswith("marts_V") for run in v]
+    lines += [
+        "",
+        f"Marts refresh on the {at} (PostgreSQL {marts['postgres']['server_version']}), "
+        "seconds per mart, as migrations up to that version define them:",
+        "",
+        "| mart | " + " | ".join(f"{version}, {run}" for version, run, _ in runs) + " |",
+        "|---" * (len(runs) + 1) + "|",
+    ]
+    for mart in MARTS:
+        cells = " | ".join(f"{figures['marts_s'][mart]:.2f}" for _, _, figures in runs)
+        lines.append(f"| {mart} | {cells} |")
+    lines.append("| all | " + " | ".join(f"{f['total_s']:.2f}" for _, _, f in runs) + " |")
+    lines.append(
+        "| all / baseline | "
+        + " | ".join(f"{f['ratio_to_baseline']:.1f}" for _, _, f in runs)
+        + " |"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="civicflow benchmarks")
+    parser.add_argument("--only", choices=("parse", "positions", "marts"), help="one benchmark")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="marts: district-year size (1.0: domain.md)"
+    )
+    parser.add_argument("--seed", type=int, default=20261127, help="marts: generator seed")
+    parser.add_argument(
+        "--compare-with-version",
+        type=int,
+        metavar="N",
+        help="marts: first time the marts as migrations up to N defined them, on the same data",
+    )
+    args = parser.parse_args(argv)
+    modes = [args.only] if args.only else ["parse", "positions", "marts"]
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    today = dt.date.today().isoformat()
+    path = RESULTS / f"{today}.json"
+    result = json.loads(path.read_text()) if path.exists() else {"date": today}
+    result["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
+                         "cpus": os.cpu_count()}  # fmt: skip
+    if "parse" in modes:
+        result["parse_s"] = parse_times()
+    if "positions" in modes or "marts" in modes:
+        with tempfile.TemporaryDirectory() as tmp:
+            pg = LocalPostgres(Path(tmp), port=free_port())
+            pg.start()
+            try:
+                if "positions" in modes:
+                    result["positions_visits_year"] = positions_load(pg)
+                if "marts" in modes:
+                    result["marts_district_year"] = marts_refresh(
+                        pg, args.scale, args.seed, args.compare_with_version
+                    )
+            finally:
+                pg.stop()
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    text = table(result)
+    path.with_suffix(".md").write_text(text + "\n")
+    print(text)
     print(f"\nwritten to {path}")
     return 0
 
