@@ -7,6 +7,7 @@ test errors with the reason. Nothing is skipped for a missing service.
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -130,3 +131,23 @@ def login_as(url: str, role: str) -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(user)))
+
+
+def airflow_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of an Airflow of the project's own in ``home`` (SQLite metadata).
+
+    Nothing of the caller's Airflow or civicflow settings leaks in; ``extra`` adds to it.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CIVICFLOW"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "CIVICFLOW_ENV": "test",
+            **extra,
+        }
+    )
+    return env

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from psycopg import sql
 from civicflow.cli import simulator_connections
 from civicflow.config import DEMO_PERSON_KEY
 from civicflow.identity import person_key, resident_id
+from civicflow.marts import MARTS as MATERIALIZED
 from civicflow.simulator.people import residents
 from civicflow.simulator.server import (
     DEMO_API_KEY,
@@ -32,7 +32,7 @@ from civicflow.simulator.server import (
 )
 from civicflow.simulator.world import visits_document
 
-from ..conftest import fresh_database, login_as
+from ..conftest import airflow_env, fresh_database, login_as
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 20)
@@ -74,34 +74,26 @@ def simulator_module():
 
 
 @pytest.fixture(scope="module")
-def airflow_env(tmp_path_factory, simulator_module) -> dict[str, str]:
+def airflow_environment(tmp_path_factory, simulator_module) -> dict[str, str]:
     home = tmp_path_factory.mktemp("airflow")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CIVICFLOW"))}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            **simulator_connections(simulator_module.url),
-            "AIRFLOW_CONN_CIVICFLOW_PERSON_KEY": json.dumps(
-                {"conn_type": "generic", "password": DEMO_PERSON_KEY}
-            ),
-            "CIVICFLOW_ENV": "test",
-            "CIVICFLOW_REPORT_DIR": str(home / "reports"),
-            "CIVICFLOW_GX_DIR": str(home / "gx"),
-        }
+    env = airflow_env(
+        home,
+        **simulator_connections(simulator_module.url),
+        AIRFLOW_CONN_CIVICFLOW_PERSON_KEY=json.dumps(
+            {"conn_type": "generic", "password": DEMO_PERSON_KEY}
+        ),
+        CIVICFLOW_REPORT_DIR=str(home / "reports"),
+        CIVICFLOW_GX_DIR=str(home / "gx"),
     )
     assert succeeded(airflow(env, "db", "migrate"))
     return env
 
 
 @pytest.fixture(scope="module")
-def dag_runs(airflow_env, postgres):
+def dag_runs(airflow_environment, postgres):
     """Every DAG run once by ``airflow dags test`` against one fresh warehouse."""
     with fresh_database(postgres) as warehouse_url:
-        env = {**airflow_env, "AIRFLOW_CONN_WAREHOUSE": warehouse_url}
+        env = {**airflow_environment, "AIRFLOW_CONN_WAREHOUSE": warehouse_url}
         result = subprocess.run(
             [sys.executable, "-m", "civicflow.airflow.dagtest", DAY.isoformat(), *DAGS],
             env=env,
@@ -287,14 +279,7 @@ def test_no_column_analysts_read_holds_an_id_number_a_name_or_a_phone(dag_runs, 
     assert seen > 1000
 
 
-MARTS = (
-    "position_monthly",
-    "elderly_coverage",
-    "unreached_vulnerable",
-    "fifteen_minute_circle",
-    "volunteer_monthly",
-    "feed_health",
-)
+MARTS = (*MATERIALIZED, "feed_health")
 
 
 def test_the_marts_run_answers_from_every_feed(dag_runs):

@@ -36,7 +36,7 @@ from civicflow.pipeline import run_entity
 from civicflow.simulator.server import RunningSimulator
 from civicflow.simulator.world import visits_document
 
-from ..conftest import fast_client, fresh_database
+from ..conftest import airflow_env, fast_client, fresh_database
 from .test_report import BROWSER_ARGS, chromium
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,23 +161,15 @@ def api_server(loaded, tmp_path_factory) -> Iterator[ApiServer]:
     """``airflow api-server`` on a free port, until the module's tests are done."""
     home = tmp_path_factory.mktemp("airflow")
     (home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CIVICFLOW"))}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
-            "AIRFLOW_CONN_WAREHOUSE": loaded.url,
-            "CIVICFLOW_GX_DIR": str(loaded.gx_dir),
-            "CIVICFLOW_ENV": "test",
-            "PYTHONPATH": str(ROOT / "plugins"),
-        }
+    env = airflow_env(
+        home,
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USER}:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(home / "passwords.json"),
+        AIRFLOW__API__WORKERS="1",
+        AIRFLOW__API_AUTH__JWT_SECRET=uuid.uuid4().hex,
+        AIRFLOW_CONN_WAREHOUSE=loaded.url,
+        CIVICFLOW_GX_DIR=str(loaded.gx_dir),
+        PYTHONPATH=str(ROOT / "plugins"),
     )
     airflow = str(Path(sys.executable).with_name("airflow"))
     migrated = subprocess.run(
