@@ -47,7 +47,9 @@ BAD_RECORDS = [  # the first visits request gets all three
     {"field": "participants", "value": -5},
     {"field": "position_code", "value": "NO-SUCH-POSITION"},
 ]
-pytestmark = [pytest.mark.airflow, pytest.mark.timeout(900)]
+# Airflow starts slowly on a loaded shared machine: the limits bound a hang, nothing more.
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(3600)]
+SLOW_MS = 600_000  # any wait in the browser
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def api_server(loaded, tmp_path_factory) -> Iterator[ApiServer]:
     )
     airflow = str(Path(sys.executable).with_name("airflow"))
     migrated = subprocess.run(
-        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
+        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=1800
     )
     assert migrated.returncode == 0, migrated.stdout[-4000:] + migrated.stderr[-4000:]
     port = free_port()
@@ -188,7 +190,7 @@ def api_server(loaded, tmp_path_factory) -> Iterator[ApiServer]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 1800
         while _call_quietly(f"{url}/api/v2/monitor/health") != 200:
             if server.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the api-server did not start:\n{log.read_text()[-6000:]}")
@@ -264,10 +266,13 @@ def test_the_data_quality_page_in_the_airflow_ui(api_server, loaded):
         browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
         try:
             anonymous = browser.new_page()
+            anonymous.set_default_navigation_timeout(SLOW_MS)
             assert anonymous.goto(f"{base}/civicflow/data-quality").status == 401
             anonymous.close()
 
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(SLOW_MS)
+            page.set_default_navigation_timeout(SLOW_MS)
             requests: list[str] = []
             page.on("request", lambda request: requests.append(request.url))
             page.goto(f"{base}/")
@@ -277,7 +282,7 @@ def test_the_data_quality_page_in_the_airflow_ui(api_server, loaded):
             page.wait_for_url(re.compile(r"^(?!.*/auth/login).*$"))
 
             nav = page.locator('a[href$="plugin/data-quality"]')
-            assert nav.inner_text(timeout=60_000).strip() == "Data quality"
+            assert nav.inner_text(timeout=SLOW_MS).strip() == "Data quality"
             nav.click()
             page.wait_for_url("**/plugin/data-quality**")
             frame = page.frame_locator('iframe[title="Data quality"]')
@@ -289,7 +294,7 @@ def test_the_data_quality_page_in_the_airflow_ui(api_server, loaded):
             )
             visits.click()
             docs = frame.locator("body")
-            docs.get_by_text("Expectation Validation Result").first.wait_for(timeout=120_000)
+            docs.get_by_text("Expectation Validation Result").first.wait_for(timeout=SLOW_MS)
             text = docs.inner_text()
             assert "positions.visits" in text and "1 unexpected values found" in text
             assert "Unsuccessful Expectations" in text
@@ -316,7 +321,7 @@ def test_the_data_quality_page_in_the_airflow_ui(api_server, loaded):
 
 def _check_the_page(frame, loaded: Loaded) -> None:
     rows = frame.locator('table[data-table="feeds"] tr[data-feed]')
-    rows.first.wait_for(timeout=60_000)
+    rows.first.wait_for(timeout=SLOW_MS)
     assert [
         (rows.nth(i).get_attribute("data-feed"), rows.nth(i).get_attribute("data-status"))
         for i in range(rows.count())

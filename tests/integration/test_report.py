@@ -71,6 +71,7 @@ def opened(path: Path) -> Iterator[tuple[object, Seen]]:
         browser = playwright.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(300_000)  # a loaded shared machine renders slowly
             page.on("request", lambda request: seen.requests.append(request.url))
             page.on("pageerror", lambda error: seen.errors.append(f"page error: {error}"))
             page.on(
