@@ -47,7 +47,7 @@ DAGS = (  # references first
     "feed_watch",  # every feed has just delivered: nothing to report
 )
 # Airflow starts slowly on a shared 2-core machine: allow far more than a normal test.
-pytestmark = [pytest.mark.airflow, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(5000)]
 
 
 def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -99,7 +99,7 @@ def dag_runs(airflow_environment, postgres):
             env=env,
             capture_output=True,
             text=True,
-            timeout=3600,
+            timeout=4800,
             cwd=ROOT,
         )
         exit_codes = {
