@@ -85,7 +85,8 @@ lock:  ## re-pin requirements.lock from requirements.in in a scratch environment
 	.local/lock-venv/bin/pip freeze --exclude-editable | grep -vE '^(pip|setuptools|wheel)==' > requirements.lock
 
 bench: $(STAMP)  ## run the benchmarks in bench/ and write bench/results/
-	$(BIN)/python bench/run.py
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r bench/requirements.txt
+	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/python bench/run.py
 
 clean:  ## stop the embedded server and remove .local (all local data)
 	-$(CIVICFLOW) db stop

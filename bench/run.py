@@ -6,6 +6,8 @@ same run (machines here are shared and noisy):
 - parse: import time of each DAG file in a fresh interpreter, after airflow.sdk;
 - positions load path: a year of daily tallies through extract, validate and
   merge, against a bare COPY of the same rows into an empty table;
+- load_path: every feed entity's validate + merge against a bare COPY, pandas
+  ``to_sql`` and dlt's merge of the same rows (bench/load_path.py, ``--load-scale``);
 - marts: a district-year (bench/district_year.py, ``--scale`` 1.0 is domain.md's
   volumes) written into core, then every mart refreshed twice as the marts DAG
   does (civicflow.marts.refresh), against one scan and aggregate of the two big
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
+import load_path  # bench/load_path.py, beside this script
 import psycopg
 from district_year import generate  # bench/district_year.py, beside this script
 from psycopg import sql
@@ -193,6 +196,13 @@ def marts_refresh(
 
 
 def table(result: dict) -> str:
+    text = _table(result)
+    if result.get("load_path"):
+        text += "\n\n" + load_path.table(result["load_path"])
+    return text
+
+
+def _table(result: dict) -> str:
     lines = ["| measure | value |", "|---|---|"]
     for dag, seconds in result.get("parse_s", {}).items():
         lines.append(f"| parse {dag} | {seconds:.3f} s |")
@@ -233,9 +243,12 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+MODES = ("parse", "positions", "marts", "load_path")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="civicflow benchmarks")
-    parser.add_argument("--only", choices=("parse", "positions", "marts"), help="one benchmark")
+    parser.add_argument("--only", choices=MODES, help="one benchmark")
     parser.add_argument(
         "--scale", type=float, default=1.0, help="marts: district-year size (1.0: domain.md)"
     )
@@ -246,8 +259,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="marts: first time the marts as migrations up to N defined them, on the same data",
     )
+    parser.add_argument(
+        "--load-scale",
+        type=float,
+        default=0.1,
+        help="load_path: feed volumes (1.0: a district-year; 0.1 takes about 8 minutes here)",
+    )
     args = parser.parse_args(argv)
-    modes = [args.only] if args.only else ["parse", "positions", "marts"]
+    modes = [args.only] if args.only else list(MODES)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     today = dt.date.today().isoformat()
@@ -270,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
             finally:
                 pg.stop()
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    if "load_path" in modes:
+        result["load_path"] = load_path.measure(args.load_scale)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
     text = table(result)
     path.with_suffix(".md").write_text(text + "\n")
     print(text)
