@@ -300,6 +300,17 @@ def _ensure_staging_table(conn: psycopg.Connection, entity: Entity) -> sql.Compo
         conn.execute(
             sql.SQL("create index on {} (load_id)").format(table),
         )
+    if entity.publish is not None:
+        # Their publishing statements look rows up by key within the batch (the register
+        # closes a version "unless the snapshot shows the person"): without this index each
+        # lookup read the whole batch, 175 s for 3,000 changes in a 294,000-row snapshot.
+        conn.execute(
+            sql.SQL("create index if not exists {} on {} (load_id, {})").format(
+                sql.Identifier(f"{entity.staging_table}__load_key"),
+                table,
+                sql.SQL(", ").join(map(sql.Identifier, entity.key)),
+            )
+        )
     return table
 
 
