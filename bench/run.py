@@ -8,6 +8,9 @@ same run (machines here are shared and noisy):
   merge, against a bare COPY of the same rows into an empty table;
 - load_path: every feed entity's validate + merge against a bare COPY, pandas
   ``to_sql`` and dlt's merge of the same rows (bench/load_path.py, ``--load-scale``);
+- end_to_end: a backfill of every feed from the simulator through real Airflow
+  (``dags test`` of every DAG, then the marts), peak RSS, then a day with about 0.3 %
+  of the records changed (bench/end_to_end.py, ``--e2e-scale``);
 - marts: a district-year (bench/district_year.py, ``--scale`` 1.0 is domain.md's
   volumes) written into core, then every mart refreshed twice as the marts DAG
   does (civicflow.marts.refresh), against one scan and aggregate of the two big
@@ -32,6 +35,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
+import end_to_end  # bench/end_to_end.py, beside this script
 import load_path  # bench/load_path.py, beside this script
 import psycopg
 from district_year import generate  # bench/district_year.py, beside this script
@@ -199,6 +203,8 @@ def table(result: dict) -> str:
     text = _table(result)
     if result.get("load_path"):
         text += "\n\n" + load_path.table(result["load_path"])
+    if result.get("end_to_end"):
+        text += "\n\n" + end_to_end.table(result["end_to_end"])
     return text
 
 
@@ -243,7 +249,7 @@ def _table(result: dict) -> str:
     return "\n".join(lines)
 
 
-MODES = ("parse", "positions", "marts", "load_path")
+MODES = ("parse", "positions", "marts", "load_path", "end_to_end")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.1,
         help="load_path: feed volumes (1.0: a district-year; 0.1 takes about 8 minutes here)",
+    )
+    parser.add_argument(
+        "--e2e-scale",
+        type=float,
+        default=0.1,
+        help="end_to_end: feed volumes (1.0: a district-year, about 20 minutes here)",
     )
     args = parser.parse_args(argv)
     modes = [args.only] if args.only else list(MODES)
@@ -291,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                 pg.stop()
     if "load_path" in modes:
         result["load_path"] = load_path.measure(args.load_scale)
+    if "end_to_end" in modes:
+        result["end_to_end"] = end_to_end.measure(args.e2e_scale)
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
     text = table(result)
     path.with_suffix(".md").write_text(text + "\n")
