@@ -55,6 +55,11 @@ class HealthFeed:
     earlier: dict[str, dict[str, Any]] = field(default_factory=dict)  # changed while paging
     dirt: dict[str, str] = field(default_factory=dict)  # record_id -> kind of dirt
     changed: list[str] = field(default_factory=list)  # records changed by /_sim/ calls
+    # The listing sorted once per state of the records (a cancel changes them), with each
+    # row's time: paging a year of records must not sort the year again for every page.
+    _sorted: tuple[int, list[dict[str, Any]], list[dt.datetime]] | None = field(
+        default=None, init=False, repr=False
+    )
     subjects: dict[str, Resident] = field(default_factory=dict)  # record_id -> who was served
 
     def __post_init__(self) -> None:
@@ -122,12 +127,17 @@ class HealthFeed:
 
     def listing(self, since: dt.datetime | None) -> list[dict[str, Any]]:
         """Records changed at or after ``since``, ordered by updated_at then record_id."""
-        rows = list(self.records.values()) + list(self.earlier.values())
-        if since is not None:
-            rows = [r for r in rows if dt.datetime.fromisoformat(r["updated_at"]) >= since]
-        return sorted(
-            rows, key=lambda r: (dt.datetime.fromisoformat(r["updated_at"]), r["record_id"])
-        )
+        if self._sorted is None or self._sorted[0] != len(self.changed):
+            rows = sorted(
+                [*self.records.values(), *self.earlier.values()],
+                key=lambda r: (dt.datetime.fromisoformat(r["updated_at"]), r["record_id"]),
+            )
+            times = [dt.datetime.fromisoformat(r["updated_at"]) for r in rows]
+            self._sorted = (len(self.changed), rows, times)
+        _, rows, times = self._sorted
+        if since is None:
+            return list(rows)
+        return [r for r, t in zip(rows, times, strict=True) if t >= since]
 
     def cancel(self, count: int, at: dt.datetime) -> list[str]:
         """Cancel ``count`` clean completed records, as of ``at``; returns their ids."""

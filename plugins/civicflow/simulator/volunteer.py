@@ -71,6 +71,11 @@ class VolunteerFeed:
     items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # entity -> records
     dirt: dict[str, Counter] = field(default_factory=dict)  # entity -> kind -> count
     revoked_later: list[str] = field(default_factory=list)
+    # Each listing sorted once per state of the records (a revoke changes them), with each
+    # row's time: paging a year of hours must not sort the year again for every page.
+    _sorted: dict[str, tuple[int, list[dict[str, Any]], list[dt.datetime]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
     venues: dict[str, Position] = field(default_factory=dict)  # activity_id -> where it was held
 
     def __post_init__(self) -> None:
@@ -213,10 +218,17 @@ class VolunteerFeed:
         self.items = {"volunteers": volunteers, "activities": activities, "service-hours": hours}
 
     def listing(self, entity: str, since: dt.datetime | None) -> list[dict[str, Any]]:
-        rows = self.items[entity]
-        if since is not None:
-            rows = [r for r in rows if dt.datetime.fromisoformat(r["updated_at"]) >= since]
-        return sorted(rows, key=lambda r: (r["updated_at"], next(iter(r.values()))))
+        cached = self._sorted.get(entity)
+        if cached is None or cached[0] != len(self.revoked_later):
+            rows = sorted(
+                self.items[entity], key=lambda r: (r["updated_at"], next(iter(r.values())))
+            )
+            times = [dt.datetime.fromisoformat(r["updated_at"]) for r in rows]
+            cached = self._sorted[entity] = (len(self.revoked_later), rows, times)
+        _, rows, times = cached
+        if since is None:
+            return list(rows)
+        return [r for r, t in zip(rows, times, strict=True) if t >= since]
 
     def revoke(self, count: int, at: dt.datetime) -> list[str]:
         """Revoke ``count`` confirmed service-hour records as of ``at``."""
