@@ -45,6 +45,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, AssetAlias, Param, task
 
 from civicflow.airflow.ingest import LOCAL_TZ
+from civicflow.alerts import notify_failure
 from civicflow.feeds import FEEDS
 
 OWNER = "civicflow-data-stewards"
@@ -59,7 +60,12 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["civicflow", "quarantine", "steward"],
-    default_args={"owner": OWNER, "retries": 1, "retry_delay": dt.timedelta(minutes=2)},
+    default_args={
+        "owner": OWNER,
+        "retries": 1,
+        "retry_delay": dt.timedelta(minutes=2),
+        "on_failure_callback": notify_failure,
+    },
     params={
         "feed": Param(
             "health",

@@ -48,6 +48,7 @@ def test_every_dag_has_owner_tags_retries_and_docs(dagbag):
         for t in dag.tasks:
             assert t.owner not in ("", "airflow"), t.task_id
             assert t.retries >= 1, t.task_id
+            assert t.on_failure_callback, f"{dag_id}.{t.task_id} fails without an alert"
 
 
 def test_ingest_tasks_are_verbs_and_merges_publish_core_assets(dagbag):
