@@ -557,10 +557,10 @@ def webhook() -> Webhook:
     url = os.environ.get(ALERT_WEBHOOK_ENV, "").strip()
     if url:
         return Webhook(url)
-    from civicflow.airflow.connections import _connection
+    from civicflow.airflow.connections import connection
 
     try:
-        conn = _connection(ALERT_CONNECTION)
+        conn = connection(ALERT_CONNECTION)
     except ConfigurationError as exc:
         raise ConfigurationError(
             f"alerts go to a webhook, but none is set: set {ALERT_WEBHOOK_ENV} or the http "

@@ -18,7 +18,8 @@ from civicflow.config import (
 )
 
 
-def _connection(conn_id: str):
+def connection(conn_id: str):
+    """An Airflow connection; a missing one is a ConfigurationError saying how to add it."""
     from airflow.sdk import BaseHook
 
     try:
@@ -34,7 +35,7 @@ def _connection(conn_id: str):
 
 def feed_settings(feed: str) -> FeedSettings:
     conn_id = FEED_CONNECTIONS[feed]
-    conn = _connection(conn_id)
+    conn = connection(conn_id)
     extra = conn.extra_dejson or {}
     # How login and password are presented (Basic, a header, OAuth) is the client's business.
     auth = (conn.login or "", conn.password or "") if conn.login or conn.password else None
@@ -48,7 +49,7 @@ def feed_settings(feed: str) -> FeedSettings:
 
 
 def warehouse_url() -> str:
-    conn = _connection(WAREHOUSE_CONNECTION)
+    conn = connection(WAREHOUSE_CONNECTION)
     if not conn.host:
         raise ConfigurationError(f"Airflow connection '{WAREHOUSE_CONNECTION}' has no host")
     return postgres_url(conn.host, conn.port, conn.schema or "civicflow", conn.login, conn.password)
@@ -59,7 +60,7 @@ def person_key() -> bytes:
     key = os.environ.get(PERSON_KEY_ENV)
     if not key:
         try:
-            key = _connection(PERSON_KEY_CONNECTION).password
+            key = connection(PERSON_KEY_CONNECTION).password
         except ConfigurationError:
             key = None
     return check_person_key(key, environment())
