@@ -12,14 +12,16 @@ no watermark. Nothing here imports Airflow.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import psycopg
@@ -131,17 +133,16 @@ def extract(
             )
         window = Window(start_date, end_date, state[0] if state else None, feed.options)
         attempts_before = client.attempts
+        landed = 0
         try:
-            landed = list(_fetch(entity, client, window))
-        except FeedError as exc:
-            _fail(conn, load_id, "failed", str(exc))
-            raise
-        with conn.transaction():
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "insert into raw.payload (load_id, feed, entity, request_url, content_type, "
-                    "size_bytes, sha256, body, meta) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
+            # Each payload is landed as it arrives, never all of them in memory; the
+            # transaction publishes the lot or, if a fetch fails, none of them.
+            with conn.transaction(), conn.cursor() as cur:
+                for f in _fetch(entity, client, window):
+                    cur.execute(
+                        "insert into raw.payload (load_id, feed, entity, request_url, "
+                        "content_type, size_bytes, sha256, body, meta) "
+                        "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         (
                             load_id,
                             entity.feed,
@@ -152,16 +153,18 @@ def extract(
                             hashlib.sha256(f.body).hexdigest(),
                             f.body,
                             Jsonb(dict(f.meta)),
-                        )
-                        for f in landed
-                    ],
+                        ),
+                    )
+                    landed += 1
+                cur.execute(
+                    "update meta.load_audit set status = 'extracted', payloads = %s, "
+                    "http_attempts = %s where load_id = %s",
+                    (landed, client.attempts - attempts_before, load_id),
                 )
-            conn.execute(
-                "update meta.load_audit set status = 'extracted', payloads = %s, "
-                "http_attempts = %s where load_id = %s",
-                (len(landed), client.attempts - attempts_before, load_id),
-            )
-    log.info("%s: landed %d payloads as load %s", entity.qualified_name, len(landed), load_id)
+        except FeedError as exc:
+            _fail(conn, load_id, "failed", str(exc))
+            raise
+    log.info("%s: landed %d payloads as load %s", entity.qualified_name, landed, load_id)
     return load_id
 
 
@@ -176,9 +179,15 @@ def _fetch(entity: Entity, client: FeedClient, window: Window) -> Any:
 # --- validate ----------------------------------------------------------------------------------
 
 
+# A batch is judged and staged this many source records at a time, so that a year of a
+# feed (1.5 million health records) never sits in memory whole: records, typed rows and
+# GX's frame of one chunk at a time, whatever the batch's size.
+CHUNK_RECORDS = 50_000
+
+
 @dataclass
 class _Verdicts:
-    records: list[Any]
+    records: list[Any]  # the chunk's source records; index ``first_index`` is records[0]
     accepted: dict[int, dict[str, Any]]  # source index -> staged row
     rejected: dict[int, list[str]]  # source index -> reasons
     subjects: dict[int, str]  # source index -> person_key of a rejected row, where known
@@ -186,24 +195,50 @@ class _Verdicts:
     duplicates: int
     outcomes: list[Any]
     extra_columns: list[str]
+    missing_columns: list[str] = dataclass_field(default_factory=list)
+    first_index: int = 0
+
+    def record(self, index: int) -> Any:
+        return self.records[index - self.first_index]
 
 
-def _records(conn: psycopg.Connection, entity: Entity, load_id: str) -> list[Any]:
-    records: list[Any] = []
-    payloads = conn.execute(
-        "select request_url, body, meta from raw.payload where load_id = %s order by payload_id",
-        (load_id,),
-    ).fetchall()
-    for url, body, meta in payloads:
-        try:
-            if entity.decode is not None:
-                document = entity.decode(bytes(body), meta)
-            else:
-                document = json.loads(bytes(body))
-            records.extend(entity.records(document))
-        except ValueError as exc:
-            raise BatchError(entity, load_id, f"payload of {url} cannot be read: {exc}") from exc
-    return records
+def _payloads(conn: psycopg.Connection, entity: Entity, load_id: str) -> Iterator[list[Any]]:
+    """The batch's source records, a payload's at a time, read through a server-side cursor.
+
+    Needs an open transaction (the cursor lives in it).
+    """
+    with conn.cursor(name=f"payloads_{load_id.replace('-', '')}") as cur:
+        cur.itersize = 4  # payloads are pages of hundreds of records, or whole workbooks
+        cur.execute(
+            "select request_url, body, meta from raw.payload where load_id = %s "
+            "order by payload_id",
+            (load_id,),
+        )
+        for url, body, meta in cur:
+            try:
+                if entity.decode is not None:
+                    document = entity.decode(bytes(body), meta)
+                else:
+                    document = json.loads(bytes(body))
+                del body
+                records = list(entity.records(document))
+            except ValueError as exc:
+                raise BatchError(
+                    entity, load_id, f"payload of {url} cannot be read: {exc}"
+                ) from exc
+            yield records
+
+
+def _chunks(payloads: Iterator[list[Any]], size: int) -> Iterator[list[Any]]:
+    """The records of the payloads in chunks of at least ``size`` (a payload is never split)."""
+    chunk: list[Any] = []
+    for records in payloads:
+        chunk.extend(records)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def references(conn: psycopg.Connection, entity: Entity) -> Any:
@@ -218,24 +253,40 @@ def references(conn: psycopg.Connection, entity: Entity) -> Any:
 
 
 def judge(
-    entity: Entity, records: list[Any], context: Context, load_id: str | None = None
+    entity: Entity,
+    records: list[Any],
+    context: Context,
+    load_id: str | None = None,
+    *,
+    first_index: int = 0,
+    suite: Any = None,
 ) -> _Verdicts:
     """Every record's verdict: staged, quarantined with reasons, or a duplicate.
 
-    The GX result is kept for the Data Docs under ``load_id`` when one is given.
+    ``records`` may be one chunk of a batch whose first record has the source index
+    ``first_index``; ``suite`` (a :class:`civicflow.validation.SuiteRun`) then gathers the
+    batch's GX result across chunks. Without one, the records are the whole batch and its
+    GX result is kept under ``load_id`` (when given) for the Data Docs.
     """
-    from civicflow.validation import validate_rows
+    from civicflow.validation import SuiteRun
 
     rejected: dict[int, list[str]] = {}
     parsed: list[tuple[int, dict[str, Any]]] = []
-    for index, record in enumerate(records):
+    for index, record in enumerate(records, start=first_index):
         typed, reasons = parse_record(entity, record)
         if reasons:
             rejected[index] = reasons
         else:
             parsed.append((index, typed))
 
-    outcomes = validate_rows(entity, [typed for _, typed in parsed], load_id=load_id)
+    whole = suite is None
+    suite = suite or SuiteRun(entity, load_id)
+    outcomes = suite.check([typed for _, typed in parsed])
+    if whole:
+        outcomes = [
+            dataclasses.replace(total, failing_rows=chunk.failing_rows)
+            for total, chunk in zip(suite.finish(), outcomes, strict=True)
+        ]
     failed: dict[int, list[str]] = {}
     for outcome in outcomes:
         for position in outcome.failing_rows:
@@ -254,9 +305,11 @@ def judge(
             rejected[index] = [exc.reason]
             if exc.subject:
                 subjects[index] = exc.subject
+    del parsed
 
     # The same key twice in one batch: the later record wins (by ``latest_by`` when the
-    # entity has one, else by position), the other is a duplicate.
+    # entity has one, else by position), the other is a duplicate. Across the chunks of a
+    # batch, staging settles it the same way (``_BatchWriter.finish``).
     latest: dict[tuple, int] = {}
     for index, row in accepted.items():
         key = tuple(row[k] for k in entity.key)
@@ -277,6 +330,8 @@ def judge(
         duplicates,
         outcomes,
         extra_columns(entity, records),
+        missing_columns(entity, records),
+        first_index,
     )
 
 
@@ -319,23 +374,40 @@ def validate(
 ) -> BatchSummary:
     """Parse and validate a landed batch; stage what passes, quarantine what does not.
 
+    The batch is read, judged and staged ``CHUNK_RECORDS`` records at a time, in one
+    transaction: its staged and quarantined rows appear together or not at all.
     ``secret`` is the person-key secret, required by entities that read ID numbers.
     """
+    from civicflow.validation import SuiteRun
+
     if entity.uses_person_key and not secret:
         raise BatchError(entity, load_id, "this entity needs the person-key secret")
     with open_warehouse(warehouse_url) as conn:
         try:
-            records = _records(conn, entity, load_id)
-            missing = missing_columns(entity, records)
-            if missing:
-                raise SchemaDriftError(
-                    entity,
-                    load_id,
-                    f"required field(s) {', '.join(missing)} missing from every record: the "
-                    "interface has changed; nothing was loaded",
-                )
-            context = Context(references(conn, entity), secret)
-            verdicts = judge(entity, records, context, load_id)
+            with conn.transaction():
+                context = Context(references(conn, entity), secret)
+                suite = SuiteRun(entity, load_id)
+                writer = _BatchWriter(conn, entity, load_id)
+                missing: set[str] | None = None
+                for chunk in _chunks(_payloads(conn, entity, load_id), CHUNK_RECORDS):
+                    verdicts = judge(
+                        entity, chunk, context, first_index=writer.source_rows, suite=suite
+                    )
+                    # Missing from every record of the batch: from every chunk.
+                    chunk_missing = set(verdicts.missing_columns)
+                    missing = chunk_missing if missing is None else missing & chunk_missing
+                    writer.write(verdicts)
+                    del chunk, verdicts
+                if missing:
+                    names = [f.source_name for f in entity.required_fields]
+                    raise SchemaDriftError(
+                        entity,
+                        load_id,
+                        f"required field(s) {', '.join(n for n in names if n in missing)} "
+                        "missing from every record: the interface has changed; nothing was "
+                        "loaded",
+                    )
+                summary, error = writer.finish(suite.finish(), entity.max_rejection_rate)
         except BatchError as exc:
             _fail(conn, load_id, "failed", exc.reason)
             raise
@@ -343,17 +415,15 @@ def validate(
             _fail(conn, load_id, "failed", f"{type(exc).__name__}: {exc}")
             raise BatchError(entity, load_id, f"{type(exc).__name__}: {exc}") from exc
 
-        summary, error = stage(conn, entity, load_id, verdicts, entity.max_rejection_rate)
-    status, quarantined = summary.status, summary.quarantined_rows
-    if verdicts.rejected:
+    if summary.quarantined_rows:
         log.warning(
             "%s: %d rows quarantined (load %s): %s",
             entity.qualified_name,
-            quarantined,
+            summary.quarantined_rows,
             load_id,
-            _top_reasons(verdicts.rejected),
+            _top_reasons(writer.reasons),
         )
-    if status == "rejected":
+    if summary.status == "rejected":
         raise BatchRejected(entity, load_id, error or "rejected")
     return summary
 
@@ -372,32 +442,32 @@ def stage(
     as for a replay, whose rows were all quarantined once). Returns the summary and, for a
     rejected batch, the error recorded with it.
     """
-    source_rows = len(verdicts.records)
-    quarantined = len(verdicts.rejected)
-    considered = source_rows - verdicts.duplicates
-    rate = quarantined / considered if considered else 0.0
-    rejected = max_rejection_rate is not None and rate > max_rejection_rate
-    status = "rejected" if rejected else "validated"
-    summary = BatchSummary(
-        load_id=load_id,
-        feed=entity.feed,
-        entity=entity.name,
-        status=status,
-        source_rows=source_rows,
-        accepted_rows=len(verdicts.accepted),
-        quarantined_rows=quarantined,
-        duplicate_rows=verdicts.duplicates,
-    )
     with conn.transaction():
-        table = _ensure_staging_table(conn, entity)
-        conn.execute(sql.SQL("delete from {} where load_id = %s").format(table), (load_id,))
+        writer = _BatchWriter(conn, entity, load_id)
+        writer.write(verdicts)
+        return writer.finish(verdicts.outcomes, max_rejection_rate)
+
+
+class _BatchWriter:
+    """Writes a batch's verdicts, chunk by chunk, then its counts: inside one transaction.
+
+    Starting, it removes what an earlier try of the same load wrote.
+    """
+
+    def __init__(self, conn: psycopg.Connection, entity: Entity, load_id: str):
+        self.conn, self.entity, self.load_id = conn, entity, load_id
+        self.table = _ensure_staging_table(conn, entity)
+        conn.execute(sql.SQL("delete from {} where load_id = %s").format(self.table), (load_id,))
         conn.execute("delete from quarantine.rejected_row where load_id = %s", (load_id,))
         conn.execute("delete from meta.dq_result where load_id = %s", (load_id,))
-        _copy_staged(conn, entity, table, load_id, verdicts.accepted)
-        # Plan the merge on real row counts: never analysed, a staging table looks like one
-        # row, and the register's anti-join then scanned the person history once a row.
-        conn.execute(sql.SQL("analyze {}").format(table))
-        with conn.cursor() as cur:
+        self.source_rows = self.staged = self.quarantined = self.duplicates = self.chunks = 0
+        self.reasons: Counter[str] = Counter()
+        self.extra_columns: set[str] = set()
+
+    def write(self, verdicts: _Verdicts) -> None:
+        entity, load_id = self.entity, self.load_id
+        _copy_staged(self.conn, entity, self.table, load_id, verdicts.accepted)
+        with self.conn.cursor() as cur:
             cur.executemany(
                 "insert into quarantine.rejected_row (load_id, feed, entity, source_index, "
                 "record, reasons, failed_expectations, subject_key) "
@@ -408,7 +478,7 @@ def stage(
                         entity.feed,
                         entity.name,
                         index,
-                        Jsonb(_quarantined(entity, verdicts.records[index])),
+                        Jsonb(_quarantined(entity, verdicts.record(index))),
                         reasons,
                         verdicts.failed_expectations.get(index, []),
                         verdicts.subjects.get(index),
@@ -416,6 +486,41 @@ def stage(
                     for index, reasons in sorted(verdicts.rejected.items())
                 ],
             )
+        self.source_rows += len(verdicts.records)
+        self.staged += len(verdicts.accepted)
+        self.quarantined += len(verdicts.rejected)
+        self.duplicates += verdicts.duplicates
+        self.reasons.update(reason for reasons in verdicts.rejected.values() for reason in reasons)
+        self.extra_columns.update(verdicts.extra_columns)
+        self.chunks += 1
+
+    def _settle_duplicates(self) -> int:
+        """Rows of one key staged by different chunks: all but the one that wins are dropped."""
+        entity, ident = self.entity, sql.Identifier
+        order = sql.SQL("source_index desc")
+        if entity.latest_by:
+            order = sql.SQL("{} desc nulls last, source_index desc").format(ident(entity.latest_by))
+        statement = sql.SQL(
+            "delete from {table} where load_id = %(load_id)s and source_index in ("
+            "select source_index from (select source_index, row_number() over "
+            "(partition by {key} order by {order}) as place from {table} "
+            "where load_id = %(load_id)s) ranked where place > 1)"
+        ).format(table=self.table, key=sql.SQL(", ").join(map(ident, entity.key)), order=order)
+        return self.conn.execute(statement, {"load_id": self.load_id}).rowcount
+
+    def finish(
+        self, outcomes: list[Any], max_rejection_rate: float | None
+    ) -> tuple[BatchSummary, str | None]:
+        """The batch's GX outcomes and counts in the audit; returns its summary (see ``stage``)."""
+        conn, entity, load_id = self.conn, self.entity, self.load_id
+        if self.chunks > 1:
+            settled = self._settle_duplicates()
+            self.staged -= settled
+            self.duplicates += settled
+        # Plan the merge on real row counts: never analysed, a staging table looks like one
+        # row, and the register's anti-join then scanned the person history once a row.
+        conn.execute(sql.SQL("analyze {}").format(self.table))
+        with conn.cursor() as cur:
             cur.executemany(
                 "insert into meta.dq_result (load_id, suite, expectation, success, "
                 "unexpected_count, unexpected_percent) values (%s, %s, %s, %s, %s, %s)",
@@ -428,15 +533,30 @@ def stage(
                         o.unexpected_count,
                         o.unexpected_percent,
                     )
-                    for o in verdicts.outcomes
+                    for o in outcomes
                 ],
             )
+        quarantined = self.quarantined
+        considered = self.source_rows - self.duplicates
+        rate = quarantined / considered if considered else 0.0
+        rejected = max_rejection_rate is not None and rate > max_rejection_rate
+        status = "rejected" if rejected else "validated"
+        summary = BatchSummary(
+            load_id=load_id,
+            feed=entity.feed,
+            entity=entity.name,
+            status=status,
+            source_rows=self.source_rows,
+            accepted_rows=self.staged,
+            quarantined_rows=quarantined,
+            duplicate_rows=self.duplicates,
+        )
         error = None
         if rejected:
             error = (
                 f"{quarantined} of {considered} rows ({rate:.1%}) failed validation, more "
                 f"than the {max_rejection_rate:.1%} allowed; nothing was published. "
-                f"Most common reasons: {_top_reasons(verdicts.rejected)}"
+                f"Most common reasons: {_top_reasons(self.reasons)}"
             )
         conn.execute(
             "update meta.load_audit set status = %s, source_rows = %s, accepted_rows = %s, "
@@ -448,18 +568,20 @@ def stage(
                 summary.accepted_rows,
                 summary.quarantined_rows,
                 summary.duplicate_rows,
-                verdicts.extra_columns,
+                sorted(self.extra_columns),
                 error,
                 status,
                 load_id,
             ),
         )
-    return summary, error
+        return summary, error
 
 
-def _top_reasons(rejected: Mapping[int, list[str]], n: int = 3) -> str:
-    counts = Counter(reason for reasons in rejected.values() for reason in reasons)
-    return "; ".join(f"{reason} ×{count}" for reason, count in counts.most_common(n))
+def _top_reasons(reasons: Mapping[int, list[str]] | Counter[str], n: int = 3) -> str:
+    """The commonest reasons: of a {source index: reasons} map, or of a Counter of reasons."""
+    if not isinstance(reasons, Counter):
+        reasons = Counter(reason for listed in reasons.values() for reason in listed)
+    return "; ".join(f"{reason} ×{count}" for reason, count in reasons.most_common(n))
 
 
 def _quarantined(entity: Entity, record: Any) -> Any:

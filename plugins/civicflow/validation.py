@@ -144,57 +144,166 @@ def validate_rows(
 
     The result is kept for the Data Docs, named after ``load_id`` when it is given.
     """
-    suite_doc = load_suite(entity)
-    if not rows:
-        return [
-            ExpectationOutcome(expectation_label(e), True, 0, 0.0, ())
-            for e in suite_doc["expectations"]
-        ]
-    import pandas as pd
-
-    gx, context, datasource = _context(str(gx_dir()))
-    columns = [f.name for f in entity.fields]
-    frame = pd.DataFrame.from_records(rows, columns=columns)
-    asset_name = f"{entity.qualified_name}"
-    try:
-        asset = datasource.get_asset(asset_name)
-    except LookupError:
-        asset = datasource.add_dataframe_asset(asset_name)
-    try:
-        batch_definition = asset.get_batch_definition("whole")
-    except KeyError:
-        batch_definition = asset.add_batch_definition_whole_dataframe("whole")
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    suite = gx.ExpectationSuite(
-        name=suite_doc["name"],
-        expectations=[
-            {"type": e["type"], "kwargs": e["kwargs"], "meta": e.get("meta", {})}
-            for e in suite_doc["expectations"]
-        ],
-    )
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-    outcomes = []
-    for r in result.results:
-        config = r.expectation_config
-        label = expectation_label({"type": config.type, "kwargs": config.kwargs})
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            raise RuntimeError(
-                f"{entity.qualified_name}: expectation {label} could not run: "
-                f"{r.exception_info.get('exception_message')}"
-            )
-        details = r.result or {}
-        failing = tuple(int(i) for i in details.get("unexpected_index_list") or ())
-        outcomes.append(
-            ExpectationOutcome(
-                label=label,
-                success=bool(r.success),
-                unexpected_count=int(details.get("unexpected_count") or 0),
-                unexpected_percent=float(details.get("unexpected_percent") or 0.0),
-                failing_rows=failing,
-            )
-        )
-    keep_result(context, entity, result, load_id)
+    run = SuiteRun(entity, load_id)
+    outcomes = run.check(rows)
+    run.finish()
     return outcomes
+
+
+# What a kept result sums over a batch's chunks; its shares are worked out from them.
+_COUNTS = ("element_count", "unexpected_count", "missing_count")
+
+
+class SuiteRun:
+    """The entity's suite run over one batch, a chunk of rows at a time.
+
+    A batch too large to hold in memory is validated chunk by chunk: :meth:`check` gives
+    each chunk's outcomes with its failing rows; :meth:`finish` gives the batch's totals
+    and keeps one result for the whole batch (every expectation here judges rows one by
+    one, so the batch's counts are the sums of its chunks').
+    """
+
+    def __init__(self, entity: Entity, load_id: str | None = None):
+        self.entity, self.load_id = entity, load_id
+        self.suite_doc = load_suite(entity)
+        self.labels = [expectation_label(e) for e in self.suite_doc["expectations"]]
+        self.first: Any = None  # the first chunk's GX result, its row details dropped
+        self.chunks = 0
+        self.totals = [dict.fromkeys(_COUNTS, 0) for _ in self.labels]
+        self.successes = [True] * len(self.labels)
+        self.reported: list[set[str]] = [set() for _ in self.labels]  # the details GX gives
+        self._gx: Any = None
+
+    def check(self, rows: list[dict[str, Any]]) -> list[ExpectationOutcome]:
+        """Validate one chunk; each outcome's ``failing_rows`` are positions in ``rows``."""
+        if not rows:
+            return [ExpectationOutcome(label, True, 0, 0.0, ()) for label in self.labels]
+        import pandas as pd
+
+        gx, _, datasource = self._gx = _context(str(gx_dir()))
+        # Only the columns the suite reads: building and hashing the others costs time.
+        checked = {e["kwargs"].get("column") for e in self.suite_doc["expectations"]}
+        columns = [f.name for f in self.entity.fields if f.name in checked]
+        frame = pd.DataFrame.from_records(
+            [[row[c] for c in columns] for row in rows], columns=columns
+        )
+        asset_name = f"{self.entity.qualified_name}"
+        try:
+            asset = datasource.get_asset(asset_name)
+        except LookupError:
+            asset = datasource.add_dataframe_asset(asset_name)
+        try:
+            batch_definition = asset.get_batch_definition("whole")
+        except KeyError:
+            batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        suite = gx.ExpectationSuite(
+            name=self.suite_doc["name"],
+            expectations=[
+                {"type": e["type"], "kwargs": e["kwargs"], "meta": e.get("meta", {})}
+                for e in self.suite_doc["expectations"]
+            ],
+        )
+        result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+        outcomes = []
+        for position, r in enumerate(result.results):
+            config = r.expectation_config
+            label = expectation_label({"type": config.type, "kwargs": config.kwargs})
+            if r.exception_info and r.exception_info.get("raised_exception"):
+                raise RuntimeError(
+                    f"{self.entity.qualified_name}: expectation {label} could not run: "
+                    f"{r.exception_info.get('exception_message')}"
+                )
+            details = r.result or {}
+            failing = tuple(int(i) for i in details.get("unexpected_index_list") or ())
+            outcomes.append(
+                ExpectationOutcome(
+                    label=label,
+                    success=bool(r.success),
+                    unexpected_count=int(details.get("unexpected_count") or 0),
+                    unexpected_percent=float(details.get("unexpected_percent") or 0.0),
+                    failing_rows=failing,
+                )
+            )
+            if label != self.labels[position]:
+                raise RuntimeError(f"{self.entity.qualified_name}: GX reordered the suite")
+            self.successes[position] = self.successes[position] and bool(r.success)
+            self.reported[position].update(k for k in details if k in KEPT_DETAILS)
+            for count in _COUNTS:
+                self.totals[position][count] += int(details.get(count) or 0)
+        if self.first is None:
+            self.first = _without_rows(result)
+        self.chunks += 1
+        return outcomes
+
+    def finish(self) -> list[ExpectationOutcome]:
+        """The batch's outcomes (no failing rows); keeps its result for the Data Docs."""
+        outcomes = []
+        for label, success, totals in zip(self.labels, self.successes, self.totals, strict=True):
+            shares = _shares(totals)
+            outcomes.append(
+                ExpectationOutcome(
+                    label, success, totals["unexpected_count"], shares["unexpected_percent"], ()
+                )
+            )
+        if self.chunks:
+            _, context, _ = self._gx
+            keep_result(context, self.entity, self._combined(), self.load_id)
+        return outcomes
+
+    def _combined(self) -> Any:
+        """One GX result for the batch: the chunks' results with their counts summed."""
+        if self.chunks == 1:
+            return self.first
+        from great_expectations.core.expectation_validation_result import (
+            ExpectationSuiteValidationResult,
+            ExpectationValidationResult,
+        )
+
+        first = self.first
+        results = [
+            ExpectationValidationResult(
+                success=success,
+                expectation_config=r.expectation_config,
+                result={k: v for k, v in {**totals, **_shares(totals)}.items() if k in reported},
+                meta=r.meta,
+                exception_info=r.exception_info,
+            )
+            for r, success, totals, reported in zip(
+                first.results, self.successes, self.totals, self.reported, strict=True
+            )
+        ]
+        succeeded = sum(self.successes)
+        evaluated = len(self.successes)
+        return ExpectationSuiteValidationResult(
+            success=all(self.successes),
+            suite_name=first.suite_name,
+            statistics={
+                "evaluated_expectations": evaluated,
+                "successful_expectations": succeeded,
+                "unsuccessful_expectations": evaluated - succeeded,
+                "success_percent": 100.0 * succeeded / evaluated if evaluated else None,
+            },
+            batch_id=first.batch_id,
+            meta={**first.meta, "civicflow_chunks": self.chunks},
+            results=results,
+        )
+
+
+def _shares(totals: dict[str, int]) -> dict[str, float | None]:
+    """GX's percentages of a column expectation, from its element, missing, unexpected counts."""
+    elements, missing, unexpected = (
+        totals["element_count"],
+        totals["missing_count"],
+        totals["unexpected_count"],
+    )
+    present = elements - missing
+    return {
+        "unexpected_percent": 100.0 * unexpected / present if present else 0.0,
+        "unexpected_percent_total": 100.0 * unexpected / elements if elements else 0.0,
+        "unexpected_percent_nonmissing": 100.0 * unexpected / present if present else 0.0,
+        "missing_percent": 100.0 * missing / elements if elements else 0.0,
+    }
 
 
 # --- Data Docs ---------------------------------------------------------------------------------
@@ -202,10 +311,6 @@ def validate_rows(
 
 def keep_result(context: Any, entity: Entity, result: Any, load_id: str | None) -> Any:
     """Store ``result`` without row values in the context's results store; returns its key."""
-    from great_expectations.core.expectation_validation_result import (
-        ExpectationSuiteValidationResult,
-        ExpectationValidationResult,
-    )
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -213,17 +318,37 @@ def keep_result(context: Any, entity: Entity, result: Any, load_id: str | None) 
     )
 
     run_id = RunIdentifier(run_name=load_id or "civicflow", run_time=dt.datetime.now(dt.UTC))
-    kept = ExpectationSuiteValidationResult(
-        success=result.success,
-        suite_name=result.suite_name,
-        statistics=result.statistics,
-        batch_id=result.batch_id,
+    kept = _without_rows(
+        result,
         meta={
             **result.meta,
             "run_id": run_id,
             "validation_time": run_id.run_time,
             "civicflow": {"feed": entity.feed, "entity": entity.name, "load_id": load_id},
         },
+    )
+    key = ValidationResultIdentifier(
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=result.suite_name),
+        run_id=run_id,
+        batch_identifier=load_id or entity.qualified_name,
+    )
+    context.validation_results_store.store_validation_results(kept, key)
+    return key
+
+
+def _without_rows(result: Any, meta: dict[str, Any] | None = None) -> Any:
+    """A GX result with only counts and shares left in each expectation's details."""
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        ExpectationValidationResult,
+    )
+
+    return ExpectationSuiteValidationResult(
+        success=result.success,
+        suite_name=result.suite_name,
+        statistics=result.statistics,
+        batch_id=result.batch_id,
+        meta=result.meta if meta is None else meta,
         results=[
             ExpectationValidationResult(
                 success=r.success,
@@ -235,13 +360,6 @@ def keep_result(context: Any, entity: Entity, result: Any, load_id: str | None) 
             for r in result.results
         ],
     )
-    key = ValidationResultIdentifier(
-        expectation_suite_identifier=ExpectationSuiteIdentifier(name=result.suite_name),
-        run_id=run_id,
-        batch_identifier=load_id or entity.qualified_name,
-    )
-    context.validation_results_store.store_validation_results(kept, key)
-    return key
 
 
 @dataclass(frozen=True)
