@@ -701,9 +701,9 @@ def publish_batch(conn: psycopg.Connection, entity: Entity, load_id: str) -> Bat
         if entity.publish is not None:
             inserted, updated, unchanged = entity.publish(conn, entity, load_id)
         else:
-            effects = conn.execute(_merge_statement(entity), {"load_id": load_id}).fetchall()
-            inserted = sum(1 for (was_insert,) in effects if was_insert)
-            updated = len(effects) - inserted
+            inserted, updated = conn.execute(
+                _merge_statement(entity), {"load_id": load_id}
+            ).fetchone()
             unchanged = accepted - inserted - updated
 
         # A replay republishes rows of batches whose watermark was committed long ago: it
