@@ -277,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0.1,
         help="end_to_end: feed volumes (1.0: a district-year, about 20 minutes here)",
     )
+    parser.add_argument(
+        "--e2e-parallel",
+        action="store_true",
+        help="end_to_end: the ingest DAGs after positions at once, a process each",
+    )
     args = parser.parse_args(argv)
     modes = [args.only] if args.only else list(MODES)
 
@@ -304,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     if "load_path" in modes:
         result["load_path"] = load_path.measure(args.load_scale)
     if "end_to_end" in modes:
-        result["end_to_end"] = end_to_end.measure(args.e2e_scale)
+        result["end_to_end"] = end_to_end.measure(args.e2e_scale, parallel=args.e2e_parallel)
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
     text = table(result)
     path.with_suffix(".md").write_text(text + "\n")
