@@ -7,10 +7,13 @@ payloads, parse, GX, resolve, write staging and quarantine) and ``merge`` into c
 The rows it staged (exactly; a key staged by two chunks of a batch, of which
 staging keeps one, counts twice) are then loaded into the same embedded PostgreSQL
 (durable, as ``LocalPostgres`` defaults to) three more ways, each into an empty
-table: a bare ``COPY`` (the limit), ``pandas.DataFrame.to_sql`` with its defaults,
-and dlt (``dlt[postgres]``, pinned in bench/requirements.txt) with
+table: a bare ``COPY`` (the limit), a COPY into a temporary table then ``INSERT … ON
+CONFLICT`` into a keyed table (the least a keyed load does), ``pandas.DataFrame.to_sql``
+with its defaults, and dlt (``dlt[postgres]``, pinned in bench/requirements.txt) with
 ``write_disposition="merge"`` and the entity's key. GX's share of the load path is
 timed by wrapping ``civicflow.validation.SuiteRun`` (each chunk's check, the batch's finish).
+The ceiling is what the load path would reach if parsing, validating and resolving cost
+nothing: reading and decoding the payloads (timed alone), then the COPY and upsert.
 
 ``.venv/bin/python bench/load_path.py --scale 0.1`` prints a table and writes
 ``bench/results/load-path-<date>.json``.
@@ -204,6 +207,59 @@ def raw_copy(url: str, entity: Entity, rows: list[dict[str, Any]]) -> float:
         return time.perf_counter() - started
 
 
+def copy_upsert(url: str, entity: Entity, rows: list[dict[str, Any]]) -> float:
+    """Seconds for a bare COPY into a temporary table, then ``INSERT … ON CONFLICT`` into an
+    empty keyed table: what the issue measured as the room left above raw COPY."""
+    names = [c.name for c in entity.columns]
+    values = [n for n in names if n not in entity.key] or names
+    ident = sql.Identifier
+    with psycopg.connect(url, autocommit=True) as conn:
+        table = _fresh_table(conn, "bench_upsert", entity)
+        columns = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(ident(c.name), sql.SQL(SQL_TYPES[c.type]))
+            for c in entity.columns
+        )
+        key = sql.SQL(", ").join(map(ident, entity.key))
+        conn.execute(sql.SQL("create table {} ({}, primary key ({}))").format(table, columns, key))
+        started = time.perf_counter()
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("create temporary table incoming ({}) on commit drop").format(columns)
+            )
+            statement = sql.SQL("copy incoming ({}) from stdin").format(
+                sql.SQL(", ").join(map(ident, names))
+            )
+            with conn.cursor() as cur, cur.copy(statement) as copy:
+                copy.set_types([pipeline._copy_type(c.type) for c in entity.columns])
+                for row in rows:
+                    copy.write_row([row[name] for name in names])
+            conn.execute(
+                sql.SQL(
+                    "insert into {table} ({cols}) select distinct on ({key}) {cols} from incoming "
+                    "order by {key} on conflict ({key}) do update set {updates}"
+                ).format(
+                    table=table,
+                    cols=sql.SQL(", ").join(map(ident, names)),
+                    key=key,
+                    updates=sql.SQL(", ").join(
+                        sql.SQL("{0} = excluded.{0}").format(ident(n)) for n in values
+                    ),
+                )
+            )
+        return time.perf_counter() - started
+
+
+def decode_only(url: str, entity: Entity, load_id: str) -> float:
+    """Seconds to read the batch's payloads and decode them into records, and nothing else."""
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        with conn.transaction():
+            records = sum(len(chunk) for chunk in pipeline._payloads(conn, entity, load_id))
+        elapsed = time.perf_counter() - started
+    assert records, f"{entity.qualified_name}: load {load_id} has no records"
+    return elapsed
+
+
 def _array_literal(value: Any) -> Any:
     if not isinstance(value, list):
         return value
@@ -328,6 +384,15 @@ def measure_entity(
     copy_s = raw_copy(url, entity, rows)
     out["raw_copy_s"] = round(copy_s, 3)
     out["raw_copy_rows_per_s"] = _rate(len(rows), copy_s)
+    upsert_s = copy_upsert(url, entity, rows)
+    out["copy_upsert_s"] = round(upsert_s, 3)
+    out["copy_upsert_rows_per_s"] = _rate(len(rows), upsert_s)
+    out["copy_upsert_share_of_raw_copy"] = round(copy_s / upsert_s, 3)
+    decode_s = decode_only(url, entity, load_id)
+    out["decode_only_s"] = round(decode_s, 3)
+    # The load path's ceiling if parsing, validating and resolving cost nothing: reading and
+    # decoding the payloads, then COPY and upsert.
+    out["ceiling_share_of_raw_copy"] = round(copy_s / (decode_s + upsert_s), 3)
     try:
         to_sql_s = pandas_to_sql(url, entity, rows)
         out["to_sql_s"] = round(to_sql_s, 3)
@@ -435,9 +500,10 @@ def table(result: dict) -> str:
         f"(fsync {result.get('postgres', {}).get('fsync', '?')}); rows/s of the staged rows.",
         "",
         "| entity | rows | load path s | read+decode s | parse+resolve s | GX s | stage s "
-        "| merge s | load path rows/s | COPY rows/s | to_sql rows/s | dlt rows/s "
-        "| path/COPY | path/dlt | path/to_sql | GX share |",
-        "|---" * 16 + "|",
+        "| merge s | load path rows/s | COPY rows/s | COPY+upsert rows/s | to_sql rows/s "
+        "| dlt rows/s | path/COPY | (COPY+upsert)/COPY | ceiling/COPY | path/dlt | path/to_sql "
+        "| GX share |",
+        "|---" * 19 + "|",
     ]
 
     def cell(figures: dict, key: str, fmt: str = ",.0f") -> str:
@@ -450,8 +516,11 @@ def table(result: dict) -> str:
             f"| {f['parse_resolve_s']:.2f} "
             f"| {f['gx_s']:.2f} | {f['stage_s']:.2f} | {f['merge_s']:.2f} "
             f"| {cell(f, 'load_path_rows_per_s')} | {cell(f, 'raw_copy_rows_per_s')} "
+            f"| {cell(f, 'copy_upsert_rows_per_s')} "
             f"| {cell(f, 'to_sql_rows_per_s')} | {cell(f, 'dlt_rows_per_s')} "
             f"| {cell(f, 'load_path_share_of_raw_copy', '.1%')} "
+            f"| {cell(f, 'copy_upsert_share_of_raw_copy', '.1%')} "
+            f"| {cell(f, 'ceiling_share_of_raw_copy', '.1%')} "
             f"| {cell(f, 'load_path_times_dlt', '.2f')}× "
             f"| {cell(f, 'load_path_times_to_sql', '.2f')}× "
             f"| {cell(f, 'validation_share', '.0%')} |"
