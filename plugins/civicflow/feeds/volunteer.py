@@ -58,8 +58,10 @@ def cursor_pages(path: str):
                         document.get("items"), list
                     ):
                         raise FeedError(FEED, fetched.url, "expected an object with 'items'")
-                    pages.append(fetched)
                     cursor = document.get("next_cursor")
+                    # Held until the listing is whole (a 410 restarts it): the body alone,
+                    # as extract lands it, not its decoded records as well.
+                    pages.append(fetched._replace(document=None))
                     if not cursor:
                         break
                 else:
