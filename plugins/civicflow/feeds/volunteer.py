@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 FEED = "volunteer"
 CATEGORIES = VOLUNTEER_CATEGORIES
 MAX_RESTARTS = 3
+# Items a page unless the connection's extra says otherwise: at about 10 requests a second,
+# a year of service hours (625,000) takes 63 s in pages of 1,000, 125 s in pages of 500.
+PAGE_SIZE = 1000
 MAX_PAGES = 100_000
 
 
@@ -43,7 +46,7 @@ def cursor_pages(path: str):
         from civicflow.httpclient import FeedError
 
         since = updated_since(window)
-        limit = int(window.options.get("limit", 500))
+        limit = int(window.options.get("limit", PAGE_SIZE))
         for attempt in range(MAX_RESTARTS + 1):
             pages: list[Fetched] = []
             cursor = None
