@@ -12,10 +12,11 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from civicflow.spec import Entity, Field
+from civicflow.spec import Entity, Field, field_expectations
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -29,6 +30,8 @@ class ParseError(ValueError):
 
 def halfwidth(text: str) -> str:
     """Full-width ASCII forms (１２３ＡＢＣ, ideographic space) to their half-width forms."""
+    if text.isascii():  # nothing to translate: the usual case, and a quick test
+        return text
     return text.translate(_FULLWIDTH)
 
 
@@ -37,12 +40,17 @@ def clean_text(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         value = str(value)
-    value = unicodedata.normalize("NFC", value).strip()
-    return value or None
+    if not value.isascii():  # ASCII text is already in NFC
+        value = unicodedata.normalize("NFC", value)
+    return value.strip() or None
 
 
 def _number_text(value: Any) -> str:
     return halfwidth(str(value)).strip().replace(",", "")
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_WHOLE_DECIMAL = re.compile(r"[+-]?\d+\.0*")
 
 
 def to_integer(value: Any) -> int:
@@ -55,9 +63,9 @@ def to_integer(value: Any) -> int:
             return int(value)
         raise ParseError("not an integer")
     text = _number_text(value)
-    if re.fullmatch(r"[+-]?\d+", text):
+    if _INTEGER.fullmatch(text):
         return int(text)
-    if re.fullmatch(r"[+-]?\d+\.0*", text):
+    if _WHOLE_DECIMAL.fullmatch(text):
         return int(text.split(".")[0])
     raise ParseError("not an integer")
 
@@ -102,7 +110,14 @@ def to_date(value: Any) -> dt.date:
         return value.date()
     if isinstance(value, dt.date):
         return value
-    text = halfwidth(str(value)).strip()
+    return _date_of_text(value if type(value) is str else str(value))
+
+
+# Dates repeat (birth dates, snapshot and visit days): a few thousand distinct values a batch.
+# Bounded: 32,768 spellings, about 6 MB. Refusals are not cached (exceptions never are).
+@lru_cache(maxsize=1 << 15)
+def _date_of_text(value: str) -> dt.date:
+    text = halfwidth(value).strip()
     for form in _DATE_FORMS:
         m = form.match(text)
         if m:
@@ -118,7 +133,12 @@ def to_timestamptz(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         moment = value
     else:
-        text = halfwidth(str(value)).strip().replace("/", "-")
+        text = value if type(value) is str else str(value)
+        if not text.isascii():
+            text = text.translate(_FULLWIDTH)  # halfwidth, inline
+        text = text.strip()
+        if "/" in text:
+            text = text.replace("/", "-")
         try:
             moment = dt.datetime.fromisoformat(text)
         except ValueError as exc:
@@ -128,9 +148,12 @@ def to_timestamptz(value: Any) -> dt.datetime:
     return moment
 
 
+_LIST_SEPARATORS = re.compile(r"[、;；,，]")
+
+
 def to_text_array(value: Any) -> list[str]:
     if isinstance(value, str):
-        items = re.split(r"[、;；,，]", value)
+        items = _LIST_SEPARATORS.split(value)
     elif isinstance(value, list | tuple):
         items = list(value)
     else:
@@ -173,22 +196,92 @@ def parse_value(f: Field, record: Mapping[str, Any]) -> Any:
     try:
         return CONVERTERS[f.type](raw)
     except ParseError as exc:
-        shown = repr(raw) if len(repr(raw)) <= 60 else repr(raw)[:57] + "..."
-        raise ParseError(f"field {f.source_name}: {exc} ({shown})") from exc
+        raise ParseError(_refused(f.source_name, exc, raw)) from exc
+
+
+def _refused(source_name: str, exc: ParseError, raw: Any) -> str:
+    shown = repr(raw) if len(repr(raw)) <= 60 else repr(raw)[:57] + "..."
+    return f"field {source_name}: {exc} ({shown})"
+
+
+_MISSING = object()
+_GENERAL, _TEXT, _UNREAD = 0, 1, 2
+# Converters that never refuse a value decoded from a payload: a raw-only field of these
+# types that no expectation reads need not be converted at all (see :func:`_plan`).
+_NEVER_REFUSE = frozenset({"text", "jsonb"})
+_PLANS: dict[int, tuple[Entity, tuple[tuple[str, str, bool, int, Any], ...]]] = {}
+
+
+def _unread(entity: Entity, f: Field) -> bool:
+    """Whether ``f``'s typed value is never used: a raw-only field no expectation reads.
+
+    Raw-only fields are never staged (transforms do not copy them) nor kept in quarantine
+    (which keeps the record's original values), so converting them (``json.dumps`` of
+    health's clinical ``details``, a tenth of the parse) is wasted unless GX checks them.
+    """
+    if not f.raw_only or f.type not in _NEVER_REFUSE or field_expectations(f):
+        return False
+    for e in entity.extra_expectations:
+        kwargs = e.get("kwargs", {})
+        if kwargs.get("column") == f.name or f.name in kwargs.get("column_list", ()):
+            return False
+    return True
+
+
+def _plan(entity: Entity) -> tuple[tuple[str, str, bool, int, Any], ...]:
+    """Each field's name, source name, requiredness, kind and converter, worked out once."""
+    entry = _PLANS.get(id(entity))
+    if entry is None or entry[0] is not entity:
+        if len(_PLANS) > 1000:  # entities made on the fly (tests): stay small
+            _PLANS.clear()
+        plan = tuple(
+            (
+                f.name,
+                f.source_name,
+                f.required,
+                _UNREAD if _unread(entity, f) else _TEXT if f.type == "text" else _GENERAL,
+                CONVERTERS[f.type],
+            )
+            for f in entity.fields
+        )
+        entry = _PLANS[id(entity)] = (entity, plan)
+    return entry[1]
 
 
 def parse_record(entity: Entity, record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Typed values of a record's fields, and the reasons for every value that was refused."""
+    """Typed values of a record's fields, and the reasons for every value that was refused.
+
+    The same as :func:`parse_value` field by field, with the common cases taken first;
+    a raw-only field that nothing reads is checked for presence only, and typed as None.
+    """
     typed: dict[str, Any] = {}
     reasons: list[str] = []
-    if not isinstance(record, Mapping):
+    if type(record) is not dict and not isinstance(record, Mapping):
         return typed, [f"record is not an object ({type(record).__name__})"]
-    for f in entity.fields:
-        try:
-            typed[f.name] = parse_value(f, record)
-        except ParseError as exc:
-            typed[f.name] = None
-            reasons.append(str(exc))
+    entry = _PLANS.get(id(entity))
+    plan = entry[1] if entry is not None and entry[0] is entity else _plan(entity)
+    for name, source, required, kind, convert in plan:
+        raw = record.get(source, _MISSING)
+        if raw is _MISSING:
+            typed[name] = None
+            if required:
+                reasons.append(f"missing field {source}")
+        elif raw is None or kind == _UNREAD:
+            typed[name] = None
+        elif kind == _TEXT and type(raw) is str:
+            # clean_text, inline. NFC keeps blank text blank and the rest not blank, so
+            # the blank test of parse_value can come after it.
+            if not raw.isascii():
+                raw = unicodedata.normalize("NFC", raw)
+            typed[name] = raw.strip() or None
+        elif isinstance(raw, str) and not raw.strip():
+            typed[name] = None
+        else:
+            try:
+                typed[name] = convert(raw)
+            except ParseError as exc:
+                typed[name] = None
+                reasons.append(_refused(source, exc, raw))
     return typed, reasons
 
 

@@ -84,19 +84,33 @@ class Reject(Exception):
         self.subject = subject
 
 
+# The most person keys a batch's Context remembers (about 15-20 MB); when full it starts again.
+PERSON_KEYS_KEPT = 100_000
+
+
 @dataclass(frozen=True)
 class Context:
     """What every ``transform`` call receives besides the record."""
 
     references: Any = None  # the result of the entity's ``index_references``
     secret: bytes | None = None  # the person-key secret, for entities that read ID numbers
+    # Person keys already computed for this batch: the same person appears in many records.
+    _person_keys: dict[str, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def person_key(self, id_no: str) -> str:
-        from civicflow.identity import person_key
+        known = self._person_keys
+        key = known.get(id_no)
+        if key is None:
+            from civicflow.identity import person_key
 
-        if self.secret is None:
-            raise RuntimeError("this batch was validated without the person-key secret")
-        return person_key(id_no, self.secret)
+            if self.secret is None:
+                raise RuntimeError("this batch was validated without the person-key secret")
+            if len(known) >= PERSON_KEYS_KEPT:
+                known.clear()
+            key = known[id_no] = person_key(id_no, self.secret)
+        return key
 
 
 @dataclass(frozen=True)

@@ -122,3 +122,32 @@ def test_the_newest_version_of_each_street_month_published_after_the_watermark_i
     assert due_ledgers(listed, "2026-11-12T10:00:00+08:00") == []
     window = Window(dt.date(2026, 1, 20), dt.date(2026, 2, 1), options={"lookback_months": 2})
     assert months(window) == ["2025-12", "2026-01", "2026-02"]
+
+
+def test_categories_read_again_are_fresh_lists_and_refused_again():
+    first = categories("高龄老人、独居老人")
+    first.append("changed")
+    assert categories("高龄老人、独居老人") == ["高龄老人", "独居老人"]
+    for _ in range(2):
+        with pytest.raises(Reject, match="unknown category"):
+            categories("高龄老人;外星人")
+
+
+def test_divisions_resolve_spellings_with_spaces_and_refuse_ambiguous_ones():
+    from civicflow.feeds.positions import DivisionIndex
+
+    index = DivisionIndex(
+        [
+            {"kind": "street", "name": "北京街", "street_code": "S1"},
+            {"kind": "street", "name": "北京 ", "street_code": "S1"},
+            {"kind": "street", "name": "东山", "street_code": "S2"},
+            {"kind": "street", "name": "东山", "street_code": "S3"},
+            {"kind": "community", "name": "旧南海", "street_code": "S1", "community_code": "C1"},
+        ]
+    )
+    assert index.street("北京街") == index.street(" 北京 ") == "S1"
+    assert index.community("S1", " 旧南海") == "C1"
+    with pytest.raises(Reject, match="ambiguous street"):
+        index.street("东山")
+    with pytest.raises(Reject, match="unknown community"):
+        index.community("S2", "旧南海")

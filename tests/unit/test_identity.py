@@ -91,3 +91,27 @@ def test_person_key_is_keyed_and_stable():
     assert a == person_key(resident_id("110105491231002"), b"k" * 32)
     assert a != person_key(GB_EXAMPLE, b"j" * 32)
     assert len(a) == 64 and GB_EXAMPLE not in a
+
+
+def test_a_number_read_before_is_judged_against_the_day_given_each_time():
+    born_2026 = "110105202611270017"  # check digit right, born 2026-11-27
+    assert resident_id(born_2026, today=dt.date(2026, 11, 27)) == born_2026
+    with pytest.raises(Reject, match="impossible birth date"):
+        resident_id(born_2026, today=dt.date(2026, 11, 26))
+    with pytest.raises(Reject, match="impossible birth date"):
+        resident_id("110105299912310012")  # far in the future, from the cache too
+    with pytest.raises(Reject, match="impossible birth date"):
+        resident_id("110105299912310012")
+
+
+def test_a_batch_remembers_person_keys_within_its_bound(monkeypatch):
+    import civicflow.spec as spec
+
+    monkeypatch.setattr(spec, "PERSON_KEYS_KEPT", 2)
+    context = spec.Context(None, b"k" * 32)
+    numbers = [GB_EXAMPLE, GB_EXAMPLE_2, resident_id("110105491231002"), "440104194203051237"]
+    for id_no in numbers * 2:
+        assert context.person_key(id_no) == person_key(id_no, b"k" * 32)
+        assert len(context._person_keys) <= 2
+    with pytest.raises(RuntimeError):
+        spec.Context(None, None).person_key(GB_EXAMPLE)

@@ -101,3 +101,87 @@ def test_missing_and_extra_columns_describe_schema_drift():
     assert missing_columns(VISITS, records) == ["activities_held"]
     assert extra_columns(VISITS, records) == ["weather"]
     assert missing_columns(VISITS, []) == []
+
+
+def test_parse_record_gives_what_parse_value_gives_field_by_field():
+    """parse_record takes shortcuts for common values; each must agree with parse_value."""
+    from civicflow.feeds.health import SERVICE_RECORDS
+    from civicflow.parse import parse_value
+
+    def by_field(record):
+        typed, reasons = {}, []
+        for f in SERVICE_RECORDS.fields:
+            try:
+                typed[f.name] = parse_value(f, record)
+            except ParseError as exc:
+                typed[f.name] = None
+                reasons.append(str(exc))
+        return typed, reasons
+
+    base = {
+        "record_id": " HR1 ",
+        "id_no": "４４０１０４１９４２０３０５１２３Ｘ",
+        "name": "Cafe\u0301",  # NFC composes the accent
+        "service_type": 7,  # not text: str() of it
+        "service_time": "２０２６-１０-０５ 09:30",
+        "institution_code": "\u3000",  # blank
+        "street": "  北京街 ",
+        "community": "旧南海",
+        "status": "",
+        "updated_at": "2026/10/05T10:00:00+08:00",
+    }
+    for change in [
+        {},
+        {"service_time": "yesterday", "updated_at": 12},
+        {"name": None, "street": " \t"},
+        {"street": "\u2000北京街\u2001"},
+    ]:
+        record = {**base, **change}
+        assert parse_record(SERVICE_RECORDS, record) == by_field({**record, "details": None})
+    _, reasons = parse_record(SERVICE_RECORDS, {k: v for k, v in base.items() if k != "status"})
+    assert reasons == ["missing field status"]
+
+
+def test_a_raw_only_field_nothing_reads_is_not_converted_but_its_absence_is_still_seen():
+    import dataclasses
+
+    from civicflow.feeds.health import SERVICE_RECORDS
+
+    record = {
+        "record_id": "HR1",
+        "id_no": "44010419420305123X",
+        "name": None,
+        "service_type": "HOME_VISIT",
+        "service_time": "2026-10-05T09:30:00+08:00",
+        "institution_code": None,
+        "street": "北京街",
+        "community": "旧南海",
+        "status": "completed",
+        "updated_at": "2026-10-05T10:00:00+08:00",
+        "details": {"systolic": 150},
+    }
+    typed, reasons = parse_record(SERVICE_RECORDS, record)
+    assert reasons == [] and typed["details"] is None  # never staged, never quarantined
+    required = dataclasses.replace(
+        SERVICE_RECORDS,
+        fields=tuple(
+            dataclasses.replace(f, required=True) if f.raw_only else f
+            for f in SERVICE_RECORDS.fields
+        ),
+    )
+    _, reasons = parse_record(required, {k: v for k, v in record.items() if k != "details"})
+    assert reasons == ["missing field details"]
+    checked = dataclasses.replace(  # an expectation reads it: converted as ever
+        SERVICE_RECORDS,
+        extra_expectations=(
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "details"}},
+        ),
+    )
+    assert parse_record(checked, record)[0]["details"] == '{"systolic": 150}'
+
+
+def test_dates_read_again_are_the_same_and_bad_ones_are_refused_every_time():
+    for _ in range(2):
+        assert to_date("19420305") == to_date(19420305) == dt.date(1942, 3, 5)
+        with pytest.raises(ParseError, match="not a valid date"):
+            to_date("1942-02-30")

@@ -29,6 +29,7 @@ import datetime as dt
 import io
 import logging
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from civicflow.feeds.positions import DivisionIndex, FeedFormatError, index_divisions
@@ -174,12 +175,22 @@ def categories(value: str | None) -> list[str]:
     """The category set in the register's fixed order; ``、`` and ``;`` both separate."""
     if not value:
         return []
+    return list(_categories(value))
+
+
+# A register spells its category sets a few hundred ways: each is read once. Refusals
+# (Reject) are not cached.
+@lru_cache(maxsize=4096)
+def _categories(value: str) -> tuple[str, ...]:
     named = {part.strip() for part in value.replace("；", ";").replace("、", ";").split(";")}
     named.discard("")
     unknown = named - set(CATEGORIES)
     if unknown:
         raise Reject(f"unknown category {sorted(unknown)[0]!r}")
-    return [c for c in CATEGORIES if c in named]
+    return tuple(c for c in CATEGORIES if c in named)
+
+
+GENDERS = {"男": "M", "女": "F"}
 
 
 def _person(row: dict[str, Any], context: Context) -> dict[str, Any]:
@@ -191,7 +202,7 @@ def _person(row: dict[str, Any], context: Context) -> dict[str, Any]:
         if row["birth_date"] != born:
             raise Reject("出生日期 differs from the ID number's birth date")
         gender = gender_of(id_no)
-        if {"男": "M", "女": "F"}[row["gender"]] != gender:
+        if GENDERS[row["gender"]] != gender:
             raise Reject("性别 differs from the ID number")
         street_code = divisions.street(row["street"])
         community_code = divisions.community(street_code, row["community"])

@@ -106,8 +106,14 @@ class DivisionIndex:
             else:
                 key = (r["street_code"], name)
                 self.communities.setdefault(key, set()).add(r["community_code"])
+        # The names that resolve, to their one code: looked up first, once a record.
+        self._street = {n: next(iter(c)) for n, c in self.streets.items() if len(c) == 1}
+        self._community = {k: next(iter(c)) for k, c in self.communities.items() if len(c) == 1}
 
     def street(self, name: str) -> str:
+        code = self._street.get(name)
+        if code is not None:
+            return code
         codes = self.streets.get(name.strip(), set())
         if len(codes) != 1:
             raise Reject(
@@ -116,6 +122,9 @@ class DivisionIndex:
         return next(iter(codes))
 
     def community(self, street_code: str, name: str) -> str:
+        code = self._community.get((street_code, name))
+        if code is not None:
+            return code
         codes = self.communities.get((street_code, name.strip()), set())
         if len(codes) != 1:
             raise Reject(
