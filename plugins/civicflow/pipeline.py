@@ -12,8 +12,10 @@ no watermark. Nothing here imports Airflow.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import json
 import logging
@@ -268,6 +270,31 @@ def judge(
     batch's GX result across chunks. Without one, the records are the whole batch and its
     GX result is kept under ``load_id`` (when given) for the Data Docs.
     """
+    with _no_cycle_collection():
+        return _judge(entity, records, context, load_id, first_index, suite)
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Judging a chunk makes millions of objects and no reference cycles, yet Python's cycle
+    collector walked them again and again: as long as the parsing itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _judge(
+    entity: Entity,
+    records: list[Any],
+    context: Context,
+    load_id: str | None,
+    first_index: int,
+    suite: Any,
+) -> _Verdicts:
     from civicflow.validation import SuiteRun
 
     rejected: dict[int, list[str]] = {}
