@@ -331,3 +331,31 @@ def test_the_watch_finds_every_feed_fresh_after_the_runs(dag_runs):
     _, exit_codes, output = dag_runs
     assert exit_codes["feed_watch"] == 0
     assert "check_positions" in output and "check_elderly_care" in output
+
+
+def test_task_logs_hold_no_key_password_token_or_id_number(
+    dag_runs, airflow_environment, simulator_module
+):
+    """What every task wrote, on the console and in Airflow's log folder, read back."""
+    _, _, output = dag_runs
+    logs = Path(airflow_environment["AIRFLOW_HOME"], "logs")
+    texts = [output] + [
+        p.read_text(encoding="utf-8", errors="replace") for p in logs.rglob("*") if p.is_file()
+    ]
+    text = "\n".join(texts)
+    # Not a vacuous pass: the tasks' own lines are here, naming their batches and URLs.
+    assert "health.service_records: published" in text
+    assert "health.service_records: landed" in text
+    tokens = list(simulator_module.state.tokens)
+    assert tokens  # the health feed was paged with bearer tokens
+    secrets = {
+        "person key": DEMO_PERSON_KEY,
+        "health client secret": DEMO_CLIENT[1],
+        "volunteer API key": DEMO_API_KEY,
+        "register password": DEMO_REGISTER_LOGIN[1],
+        "ledger token": DEMO_LEDGER_TOKEN,
+        **{f"bearer token {i}": token for i, token in enumerate(tokens)},
+    }
+    assert [name for name, secret in secrets.items() if secret in text] == []
+    people = residents(simulator_module.state.district, simulator_module.state.scale)
+    assert [p.id_no for p in people if p.id_no in text] == []

@@ -105,6 +105,20 @@ def test_an_extract_task_refuses_the_demo_key_in_production_without_retries(dagb
     assert "published demo key" not in str(err.value)
 
 
+def test_an_extract_task_refuses_to_start_without_a_person_key(dagbag, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    for name in (
+        "CIVICFLOW_PERSON_KEY",
+        "AIRFLOW_CONN_CIVICFLOW_PERSON_KEY",
+        "AIRFLOW_CONN_WAREHOUSE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    extract = dagbag.dags["health_ingest"].get_task("service_records.extract")
+    with pytest.raises(AirflowFailException, match="no person-key secret"):
+        extract.python_callable(run_id="manual__refusal", logical_date=None)
+
+
 @pytest.fixture(scope="module")
 def parse_costs() -> dict[str, dict]:
     """Each DAG file imported in turn in one fresh interpreter, after Airflow's own SDK.
