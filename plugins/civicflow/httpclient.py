@@ -159,9 +159,14 @@ class FeedClient:
                     timeout=(self.connect_timeout_s, self.read_timeout_s),
                     **kwargs,
                 )
-                # Read the body here, so a reset in the middle of it is retried too.
+                # Read the body here, so a reset in the middle of it is retried too: requests
+                # reports that as a ChunkedEncodingError, which is no ConnectionError.
                 _ = response.content
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code < 400:
@@ -210,11 +215,16 @@ class FeedClient:
             return Fetched(response.json(), response.content, response.url)
         except ValueError as exc:
             shown = response.url or self.url(path)
+            content_type = response.headers.get("Content-Type")
+            # A page that is no JSON (a proxy's HTML error page) is quoted; the start of a
+            # broken JSON document is not: it is the feed's data, ID numbers and names
+            # included, and the message goes to meta.load_audit, which analysts read.
+            hint = "" if "json" in (content_type or "").lower() else _body_hint(response)
             raise FeedError(
                 self.feed,
                 shown,
                 f"HTTP {response.status_code} body is not valid JSON ({exc}); "
-                f"content-type {response.headers.get('Content-Type')!r}{_body_hint(response)}",
+                f"content-type {content_type!r}{hint}",
                 response.status_code,
             ) from exc
 

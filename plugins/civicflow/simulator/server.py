@@ -5,9 +5,13 @@ connection's host is a base URL with a path, as real gateways have. Tests
 steer it through ``/_sim/``:
 
 - ``POST /_sim/faults`` with ``{"rules": [...]}`` adds fault rules; each rule has
-  ``path`` (prefix), ``kind`` (``status``, ``slow``, ``reset``, ``malformed_body``,
-  ``html``, ``bad_record``), ``times``, and per kind ``status``, ``retry_after``,
-  ``delay_s``, ``field``, ``value``, ``index``; ``DELETE /_sim/faults`` clears them.
+  ``path`` (prefix), ``kind`` (``status``, ``slow``, ``reset``, ``reset_mid_body``,
+  ``malformed_body``, ``html``, ``body``, ``bad_record``), ``times``, ``after``, and per
+  kind ``status``, ``retry_after``, ``delay_s``, ``field``, ``value``, ``index``;
+  ``DELETE /_sim/faults`` clears them. ``reset`` drops the connection before answering;
+  ``reset_mid_body`` sends the headers and half the body, then resets the connection (TCP
+  RST); ``body`` serves ``value`` (text) in place of the real body, with the real status and
+  headers (an ``.xlsx`` that is no workbook, say).
 - ``POST /_sim/correct?date=YYYY-MM-DD`` re-sends that day with corrected numbers.
 - ``POST /_sim/civil_affairs/corrupt?date=YYYY-MM-DD`` serves that day's export with bytes
   that no longer match the index (``DELETE`` mends them);
@@ -35,6 +39,8 @@ import datetime as dt
 import json
 import logging
 import secrets
+import socket
+import struct
 import sys
 import threading
 import time
@@ -74,7 +80,18 @@ class FaultRule:
     index: int = 0
     after: int = 0  # let this many matching requests through first
 
-    KINDS = frozenset({"status", "slow", "reset", "malformed_body", "html", "bad_record"})
+    KINDS = frozenset(
+        {
+            "status",
+            "slow",
+            "reset",
+            "reset_mid_body",
+            "malformed_body",
+            "html",
+            "body",
+            "bad_record",
+        }
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in self.KINDS:
@@ -167,6 +184,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "civicflow-simulator/0.1"
     protocol_version = "HTTP/1.1"
     state: SimulatorState  # set on the subclass made by make_server
+    fault: FaultRule | None = None  # the rule taken by the request being answered
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -174,12 +192,22 @@ class Handler(BaseHTTPRequestHandler):
     # --- plumbing --------------------------------------------------------------------------
 
     def _send(self, status: int, body: bytes, content_type: str, headers=None) -> None:
+        fault, self.fault = self.fault, None
+        if fault and fault.kind == "body":
+            body = str(fault.value if fault.value is not None else "not the file").encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
+        if fault and fault.kind == "reset_mid_body":
+            self.wfile.write(body[: len(body) // 2])
+            # Linger 0: closing sends a TCP RST, as a crashed proxy does, not an orderly FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
         self.wfile.write(body)
 
     def _json(self, status: int, document: Any, headers=None, default=None) -> None:
@@ -207,10 +235,12 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        self.fault = None
         if url.path.startswith("/_sim/"):
             self._admin(method, url.path, query)
             return
         rule = self.state.take_fault(url.path)
+        self.fault = rule if rule and rule.kind in ("reset_mid_body", "body") else None
         if rule and rule.kind == "reset":
             self._read_body()
             self.close_connection = True
