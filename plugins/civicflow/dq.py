@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -23,6 +22,7 @@ import psycopg
 
 from civicflow import alerts
 from civicflow.feeds import FEEDS
+from civicflow.parse import without_values as reason_kind
 from civicflow.report import FONTS
 from civicflow.validation import KeptResult, kept_results
 
@@ -405,22 +405,6 @@ def _ago(hours: float | None) -> str:
 def _days(age: dt.timedelta) -> str:
     hours = age.total_seconds() / 3600
     return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
-
-
-_QUOTED = re.compile(r"(?<!\w)(?:'[^']*'|\"[^\"]*\")(?!\w)")  # not the ' of "number's"
-_NUMBER = re.compile(r"\d{4}[\d\-/:.T]*")
-_SHOWN_VALUE = re.compile(r"^(field \S+: [^(]*?) \(.*\)$")
-
-
-def reason_kind(reason: str) -> str:
-    """A reason without the values it quotes, so that reasons of one kind count together.
-
-    ``field 出生日期: not a date ('1942-13-05')`` → ``field 出生日期: not a date``;
-    ``unknown community '旧南海x' in street 440104001`` → ``unknown community … in street …``.
-    """
-    text = _SHOWN_VALUE.sub(r"\1", reason.strip())
-    text = _QUOTED.sub("…", text)
-    return _NUMBER.sub("…", text)
 
 
 def masked(text: str | None, limit: int = 400) -> str | None:

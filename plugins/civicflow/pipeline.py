@@ -32,7 +32,7 @@ from psycopg.types.json import Jsonb
 
 from civicflow.config import FeedSettings
 from civicflow.httpclient import FeedClient, FeedError, client_for
-from civicflow.parse import extra_columns, missing_columns, parse_record
+from civicflow.parse import extra_columns, missing_columns, parse_record, without_values
 from civicflow.spec import SQL_TYPES, Context, Entity, Reject, Window
 from civicflow.warehouse import connect, migrate, sql_file
 
@@ -605,10 +605,14 @@ class _BatchWriter:
 
 
 def _top_reasons(reasons: Mapping[int, list[str]] | Counter[str], n: int = 3) -> str:
-    """The commonest reasons: of a {source index: reasons} map, or of a Counter of reasons."""
+    """The commonest kinds of reason, without the values they quote (for logs and the audit):
+    of a {source index: reasons} map, or of a Counter of reasons."""
     if not isinstance(reasons, Counter):
         reasons = Counter(reason for listed in reasons.values() for reason in listed)
-    return "; ".join(f"{reason} ×{count}" for reason, count in reasons.most_common(n))
+    kinds: Counter[str] = Counter()
+    for reason, count in reasons.items():
+        kinds[without_values(reason)] += count
+    return "; ".join(f"{reason} ×{count}" for reason, count in kinds.most_common(n))
 
 
 def _quarantined(entity: Entity, record: Any) -> Any:
