@@ -268,14 +268,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--load-scale",
         type=float,
-        default=0.1,
-        help="load_path: feed volumes (1.0: a district-year; 0.1 takes about 8 minutes here)",
+        default=1.0,
+        help="load_path: feed volumes (1.0: a district-year, about 30 minutes here)",
     )
     parser.add_argument(
         "--e2e-scale",
         type=float,
-        default=0.1,
-        help="end_to_end: feed volumes (1.0: a district-year, about 20 minutes here)",
+        default=1.0,
+        help="end_to_end: feed volumes (1.0: a district-year, about 15 minutes here)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="every volume at 0.1 of a district-year (about 15 minutes in all): a trial run",
     )
     parser.add_argument(
         "--e2e-parallel",
@@ -283,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         help="end_to_end: the ingest DAGs after positions at once, a process each",
     )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.scale = args.load_scale = args.e2e_scale = 0.1
     modes = [args.only] if args.only else list(MODES)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -291,7 +298,15 @@ def main(argv: list[str] | None = None) -> int:
     result = json.loads(path.read_text()) if path.exists() else {"date": today}
     result["machine"] = {"python": platform.python_version(), "platform": platform.platform(),
                          "cpus": os.cpu_count()}  # fmt: skip
+    # The machine's load when each benchmark began and ended: others' work skews the seconds
+    # (not the ratios, whose baselines ran in the same minutes).
+    load = result.setdefault("load_average", {})
+
+    def note_load(mode: str, when: str) -> None:
+        load[f"{mode} {when}"] = [round(x, 2) for x in os.getloadavg()]
+
     if "parse" in modes:
+        note_load("parse", "start")
         result["parse_s"] = parse_times()
     if "positions" in modes or "marts" in modes:
         with tempfile.TemporaryDirectory() as tmp:
@@ -299,17 +314,24 @@ def main(argv: list[str] | None = None) -> int:
             pg.start()
             try:
                 if "positions" in modes:
+                    note_load("positions", "start")
                     result["positions_visits_year"] = positions_load(pg)
                 if "marts" in modes:
+                    note_load("marts", "start")
                     result["marts_district_year"] = marts_refresh(
                         pg, args.scale, args.seed, args.compare_with_version
                     )
+                    note_load("marts", "end")
             finally:
                 pg.stop()
     if "load_path" in modes:
+        note_load("load_path", "start")
         result["load_path"] = load_path.measure(args.load_scale)
+        note_load("load_path", "end")
     if "end_to_end" in modes:
+        note_load("end_to_end", "start")
         result["end_to_end"] = end_to_end.measure(args.e2e_scale, parallel=args.e2e_parallel)
+        note_load("end_to_end", "end")
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
     text = table(result)
     path.with_suffix(".md").write_text(text + "\n")
