@@ -86,7 +86,7 @@ lock:  ## re-pin requirements.lock from requirements.in in a scratch environment
 
 bench: $(STAMP)  ## run the benchmarks in bench/ and write bench/results/
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r bench/requirements.txt
-	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/python bench/run.py
+	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:  ## stop the embedded server and remove .local (all local data)
 	-$(CIVICFLOW) db stop
