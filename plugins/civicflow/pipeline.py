@@ -427,12 +427,18 @@ def validate(
                     del chunk, verdicts
                 if missing:
                     names = [f.source_name for f in entity.required_fields]
+                    unknown = sorted(writer.extra_columns)
                     raise SchemaDriftError(
                         entity,
                         load_id,
                         f"required field(s) {', '.join(n for n in names if n in missing)} "
-                        "missing from every record: the interface has changed; nothing was "
-                        "loaded",
+                        "missing from every record"
+                        + (
+                            f" (which carry unknown field(s) {', '.join(unknown)})"
+                            if unknown
+                            else ""
+                        )
+                        + ": the interface has changed; nothing was loaded",
                     )
                 summary, error = writer.finish(suite.finish(), entity.max_rejection_rate)
         except BatchError as exc:
@@ -580,6 +586,11 @@ class _BatchWriter:
         )
         error = None
         if rejected:
+            # Nothing of a rejected batch is published: its staged rows go, its quarantined
+            # rows stay for the stewards.
+            conn.execute(
+                sql.SQL("delete from {} where load_id = %s").format(self.table), (load_id,)
+            )
             error = (
                 f"{quarantined} of {considered} rows ({rate:.1%}) failed validation, more "
                 f"than the {max_rejection_rate:.1%} allowed; nothing was published. "

@@ -148,7 +148,9 @@ def decode_snapshot(body: bytes, meta: Mapping[str, Any]) -> dict[str, Any]:
     except StopIteration:
         raise FeedFormatError(f"{meta.get('name')}: the file is empty") from None
     except csv.Error as exc:
-        raise FeedFormatError(f"{meta.get('name')}: not RFC 4180 CSV ({exc})") from exc
+        raise FeedFormatError(
+            f"{meta.get('name')} line {reader.line_num}: not RFC 4180 CSV ({exc})"
+        ) from exc
     if len(rows) != meta.get("rows", len(rows)):
         raise FeedFormatError(
             f"{meta.get('name')}: {len(rows)} data rows, the index says {meta['rows']}"

@@ -15,6 +15,7 @@ Hours naming a beneficiary become ``core.fact_service`` rows
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -117,6 +118,9 @@ def _volunteer(row: dict[str, Any], context: Context) -> dict[str, Any]:
     key = None
     if row["id_no"] is not None:
         key = context.person_key(resident_id(row["id_no"]))
+    # Without an ID number (volunteers from outside the mainland) nothing else checks it.
+    if row["birth_date"] is not None and row["birth_date"] > dt.date.today():
+        raise Reject(f"birth_date {row['birth_date']} is in the future")
     street_code = divisions.street(row["street"]) if row["street"] else None
     community_code = None
     if row["community"]:
