@@ -40,7 +40,22 @@ def person(key, born, community, valid_from, valid_to=None, status="在册", cat
 
 
 def service(sid, key, area, day, status="completed", position=None, community=None):
-    return (sid, "test", sid, key, area, area, position, community, S1, day, 1, "x", status, LOAD)
+    return (
+        f"test:{sid}",
+        "test",
+        sid,
+        key,
+        area,
+        area,
+        position,
+        community,
+        S1,
+        day,
+        1,
+        "x",
+        status,
+        LOAD,
+    )
 
 
 def build(warehouse_url: str) -> str:
