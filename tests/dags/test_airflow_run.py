@@ -359,3 +359,50 @@ def test_task_logs_hold_no_key_password_token_or_id_number(
     assert [name for name, secret in secrets.items() if secret in text] == []
     people = residents(simulator_module.state.district, simulator_module.state.scale)
     assert [p.id_no for p in people if p.id_no in text] == []
+
+
+def test_the_same_logical_date_run_again_changes_nothing(dag_runs, airflow_environment, postgres):
+    """Idempotency through Airflow: ``positions_ingest`` run again for the same logical date.
+
+    ``airflow dags test`` makes a second run of ``DAY``; positions re-fetches its whole window
+    (three snapshots and three days of tallies) and publishes it again, into a copy of the
+    warehouse the first runs left (the other tests keep theirs). Checksums of every core table
+    (bookkeeping columns aside, see ``test_backfill``) and the watermarks stay as they were.
+    The crash-safety tests (``tests/integration/test_crash_safety.py``) rerun every feed at
+    the pipeline level; this is the one Airflow process this suite spends on it.
+    """
+    from ..integration.test_backfill import checksums, watermarks
+
+    warehouse_url, exit_codes, _ = dag_runs
+    assert exit_codes["positions_ingest"] == 0
+    source = psycopg.conninfo.conninfo_to_dict(warehouse_url)["dbname"]
+    with fresh_database(postgres, source) as copy:
+        before = checksums(copy), watermarks(copy)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "civicflow.airflow.dagtest",
+                DAY.isoformat(),
+                "positions_ingest",
+            ],
+            env={**airflow_environment, "AIRFLOW_CONN_WAREHOUSE": copy},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            cwd=ROOT,
+        )
+        assert '{"dag_id": "positions_ingest", "exit_code": 0}' in result.stdout, (
+            result.stdout[-4000:] + result.stderr[-4000:]
+        )
+        after = checksums(copy), watermarks(copy)
+        with psycopg.connect(copy) as conn:
+            runs = conn.execute(
+                "select run_id, entity, status, source_rows, inserted_rows, updated_rows "
+                "from meta.load_audit where feed = 'positions' order by started_at"
+            ).fetchall()
+    first, second = runs[:4], runs[4:]
+    assert [r[1] for r in second] == ["streets", "communities", "positions", "visits"]
+    assert len({r[0] for r in first} | {r[0] for r in second}) == 2  # two runs of DAY
+    assert all(r[2:3] == ("succeeded",) and r[3] > 0 and r[4:] == (0, 0) for r in second), second
+    assert after == before
