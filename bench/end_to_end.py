@@ -339,6 +339,11 @@ def _steer(sim: RunningSimulator, share: float) -> dict[str, Any]:
         response = requests.post(f"{sim.url}/_sim/{path}", params={"count": count}, timeout=60)
         response.raise_for_status()
         out[path] = len(next(iter(response.json().values())))
+    # A department's API answers from an index it keeps: the simulator's sorted listings are
+    # rebuilt now, before the clock starts, not by the first page the run asks for (a sort
+    # of 1.5 million health records: over 20 s at district scale).
+    state.health.listing(None)
+    state.volunteer.listing("service-hours", None)
     return out
 
 

@@ -10,6 +10,7 @@ days after the service, and records that changed while a client was paging
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import random
 from collections import Counter
@@ -137,7 +138,7 @@ class HealthFeed:
         _, rows, times = self._sorted
         if since is None:
             return list(rows)
-        return [r for r, t in zip(rows, times, strict=True) if t >= since]
+        return rows[bisect.bisect_left(times, since) :]  # times are in order
 
     def cancel(self, count: int, at: dt.datetime) -> list[str]:
         """Cancel ``count`` clean completed records, as of ``at``; returns their ids."""

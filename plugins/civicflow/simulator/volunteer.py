@@ -10,6 +10,7 @@ instead of position code, cancelled activities, revoked hours.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import random
 from collections import Counter
@@ -228,7 +229,7 @@ class VolunteerFeed:
         _, rows, times = cached
         if since is None:
             return list(rows)
-        return [r for r, t in zip(rows, times, strict=True) if t >= since]
+        return rows[bisect.bisect_left(times, since) :]  # times are in order
 
     def revoke(self, count: int, at: dt.datetime) -> list[str]:
         """Revoke ``count`` confirmed service-hour records as of ``at``."""
