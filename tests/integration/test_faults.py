@@ -315,6 +315,13 @@ CASES = {
         ),
         retried=4,
     ),
+    "cursor expiry outlasting the restarts": Case(
+        Volunteer,
+        ({"path": HOURS_PATH, "status": 410, "times": 100, "after": 1},),
+        error=rf"^volunteer feed: {URL}/volunteer/v2/service-hours\S*: the cursor expired "
+        r"\(410 Gone\) in each of 4 listings from \S+; the listing is slower than the cursor "
+        r"lasts$",
+    ),
     "truncated JSON": Case(
         Health,
         ({"path": RECORDS_PATH, "kind": "malformed_body", "times": 1, "after": 1},),

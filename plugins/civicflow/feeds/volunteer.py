@@ -71,8 +71,16 @@ def cursor_pages(path: str):
                 else:
                     raise FeedError(FEED, path, f"more than {MAX_PAGES} pages")
             except FeedError as exc:
-                if exc.status != 410 or attempt == MAX_RESTARTS:
+                if exc.status != 410:
                     raise
+                if attempt == MAX_RESTARTS:
+                    raise FeedError(
+                        FEED,
+                        exc.url,
+                        f"the cursor expired (410 Gone) in each of {MAX_RESTARTS + 1} listings "
+                        f"from {since}; the listing is slower than the cursor lasts",
+                        exc.status,
+                    ) from exc
                 log.warning(
                     "%s: cursor expired after %d pages; starting again from %s",
                     path,
