@@ -186,6 +186,12 @@ class Positions(Scenario):
         assert set(loaded) == rows and len(loaded) == len(rows)
 
 
+def ids_of(url: str, query: str, load_id: str) -> set[str]:
+    """The ids a query finds for one load."""
+    with psycopg.connect(url) as conn:
+        return {r[0] for r in conn.execute(query, (load_id,))}
+
+
 class Health(Scenario):
     entity = SERVICE_RECORDS
     options: ClassVar[dict[str, Any]] = {
@@ -197,15 +203,12 @@ class Health(Scenario):
 
     def check(self, url, summary, expected):
         assert (summary.inserted_rows, summary.updated_rows) == (0, len(expected))
-        cancelled = {
-            r[0]
-            for r in psycopg.connect(url).execute(
-                "select source_record_id from core.fact_service where status = 'cancelled' "
-                "and load_id = %s",
-                (summary.load_id,),
-            )
-        }
-        assert cancelled == expected
+        assert expected == ids_of(
+            url,
+            "select source_record_id from core.fact_service where status = 'cancelled' "
+            "and load_id = %s",
+            summary.load_id,
+        )
 
 
 class Volunteer(Scenario):
@@ -225,15 +228,12 @@ class Volunteer(Scenario):
 
     def check(self, url, summary, expected):
         assert (summary.inserted_rows, summary.updated_rows) == (0, len(expected))
-        revoked = {
-            r[0]
-            for r in psycopg.connect(url).execute(
-                "select record_id from core.fact_volunteer_hours where status = 'revoked' "
-                "and load_id = %s",
-                (summary.load_id,),
-            )
-        }
-        assert revoked == expected
+        assert expected == ids_of(
+            url,
+            "select record_id from core.fact_volunteer_hours where status = 'revoked' "
+            "and load_id = %s",
+            summary.load_id,
+        )
 
 
 class CivilAffairs(Scenario):
