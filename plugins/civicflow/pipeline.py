@@ -13,7 +13,6 @@ no watermark. Nothing here imports Airflow.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import gc
 import hashlib
@@ -295,7 +294,7 @@ def _judge(
     first_index: int,
     suite: Any,
 ) -> _Verdicts:
-    from civicflow.validation import SuiteRun
+    from civicflow.validation import validate_rows
 
     rejected: dict[int, list[str]] = {}
     parsed: list[tuple[int, dict[str, Any]]] = []
@@ -306,14 +305,8 @@ def _judge(
         else:
             parsed.append((index, typed))
 
-    whole = suite is None
-    suite = suite or SuiteRun(entity, load_id)
-    outcomes = suite.check([typed for _, typed in parsed])
-    if whole:
-        outcomes = [
-            dataclasses.replace(total, failing_rows=chunk.failing_rows)
-            for total, chunk in zip(suite.finish(), outcomes, strict=True)
-        ]
+    rows = [typed for _, typed in parsed]
+    outcomes = validate_rows(entity, rows, load_id) if suite is None else suite.check(rows)
     failed: dict[int, list[str]] = {}
     for outcome in outcomes:
         for position in outcome.failing_rows:
@@ -615,11 +608,8 @@ class _BatchWriter:
         return summary, error
 
 
-def _top_reasons(reasons: Mapping[int, list[str]] | Counter[str], n: int = 3) -> str:
-    """The commonest kinds of reason, without the values they quote (for logs and the audit):
-    of a {source index: reasons} map, or of a Counter of reasons."""
-    if not isinstance(reasons, Counter):
-        reasons = Counter(reason for listed in reasons.values() for reason in listed)
+def _top_reasons(reasons: Counter[str], n: int = 3) -> str:
+    """The commonest kinds of reason, without the values they quote (for logs and the audit)."""
     kinds: Counter[str] = Counter()
     for reason, count in reasons.items():
         kinds[without_values(reason)] += count
