@@ -159,6 +159,11 @@ class Entity:
     max_rejection_rate: float = 0.05
     expected_cadence_hours: int = 24
     extra_expectations: tuple[dict[str, Any], ...] = ()
+    # A full snapshot, each much like the one before: a record identical to one the last
+    # published batch staged (all but its ``watermark_column``) keeps that row without being
+    # parsed, checked or transformed again, as long as the suite, the reference data, the
+    # person-key secret and the code that judged it are unchanged (see pipeline._Memo).
+    reuse_unchanged: bool = False
 
     def __post_init__(self) -> None:
         for name in [self.feed, self.name, *(c.name for c in self.columns)]:
@@ -183,6 +188,15 @@ class Entity:
             raise ValueError(f"{self.qualified_name}: give exactly one of requests and fetch")
         if self.latest_by and self.latest_by not in column_names:
             raise ValueError(f"{self.qualified_name}: latest_by {self.latest_by} is not a column")
+        if self.reuse_unchanged and not (
+            self.watermark_column
+            and self.watermark_column in column_names
+            and any(f.name == self.watermark_column for f in self.fields)
+        ):
+            raise ValueError(
+                f"{self.qualified_name}: reuse_unchanged needs a watermark_column that is both "
+                "a field and a column (the snapshot's date, which differs in every snapshot)"
+            )
         personal = {f.name for f in self.fields if f.personal or f.raw_only}
         leaked = personal & column_names
         if leaked:

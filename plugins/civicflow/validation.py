@@ -172,6 +172,7 @@ class SuiteRun:
         self.totals = [dict.fromkeys(_COUNTS, 0) for _ in self.labels]
         self.successes = [True] * len(self.labels)
         self.reported: list[set[str]] = [set() for _ in self.labels]  # the details GX gives
+        self.passed_unchecked = 0
         self._gx: Any = None
 
     def check(self, rows: list[dict[str, Any]]) -> list[ExpectationOutcome]:
@@ -236,6 +237,16 @@ class SuiteRun:
         self.chunks += 1
         return outcomes
 
+    def passed(self, rows: int) -> None:
+        """Count ``rows`` that passed the whole suite before and were not checked again.
+
+        Only for a suite whose every expectation is on a column expected not null (see
+        ``pipeline.verdict_fingerprint``): such rows are present and as expected in each.
+        """
+        self.passed_unchecked += rows
+        for totals in self.totals:
+            totals["element_count"] += rows
+
     def finish(self) -> list[ExpectationOutcome]:
         """The batch's outcomes (no failing rows); keeps its result for the Data Docs."""
         outcomes = []
@@ -253,7 +264,7 @@ class SuiteRun:
 
     def _combined(self) -> Any:
         """One GX result for the batch: the chunks' results with their counts summed."""
-        if self.chunks == 1:
+        if self.chunks == 1 and not self.passed_unchecked:
             return self.first
         from great_expectations.core.expectation_validation_result import (
             ExpectationSuiteValidationResult,
@@ -285,7 +296,11 @@ class SuiteRun:
                 "success_percent": 100.0 * succeeded / evaluated if evaluated else None,
             },
             batch_id=first.batch_id,
-            meta={**first.meta, "civicflow_chunks": self.chunks},
+            meta={
+                **first.meta,
+                "civicflow_chunks": self.chunks,
+                "civicflow_rows_passed_before": self.passed_unchecked,
+            },
             results=results,
         )
 

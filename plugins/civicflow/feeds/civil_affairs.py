@@ -414,6 +414,7 @@ REGISTER = Entity(
     watermark_column="snapshot_date",
     latest_by="source_updated_at",
     max_rejection_rate=0.05,
+    reuse_unchanged=True,
 )
 
 ENTITIES = (REGISTER,)

@@ -11,9 +11,11 @@ Dirt, so the ground truth is exact:
 
 - per person, every day: an invalid check digit, or a community spelling no
   alias list has (both quarantined; such people never reach the history);
-- per row, at random: ID numbers in other spellings (full width, lowercase
+- per record, at random: ID numbers in other spellings (full width, lowercase
   ``x``, spaces, the 15-digit form), the three birth-date forms, both category
-  separators, three phone forms, addresses that need RFC 4180 quoting;
+  separators, three phone forms, addresses that need RFC 4180 quoting. A record
+  is spelled the same in every snapshot until it changes (its 更新时间 moves),
+  as a department's system exports what it stores;
 - per file: a few people twice, the second row an older version with other
   categories and an earlier 更新时间 (the latest wins), and one person whose
   row that day alone has an unknown community spelling (quarantined, but their
@@ -182,9 +184,10 @@ class CivilAffairsFeed:
         for id_no in sorted(register, key=lambda i: (register[i].community.code, i)):
             entry = register[id_no]
             kind = self.dirt.get(id_no) or ("unknown_community_once" if id_no == once else None)
-            row = self._row(rng, entry, kind)
-            if kind is None and rng.random() < ROW_DIRT["id_spelling"]:
-                row[0] = id_spelling(rng, id_no)
+            spelling = self._spelling(entry, kind)
+            row = self._row(spelling, entry, kind)
+            if kind is None and spelling.random() < ROW_DIRT["id_spelling"]:
+                row[0] = id_spelling(spelling, id_no)
                 counts["id_spelling"] += 1
             if kind:
                 counts[kind] += 1
@@ -196,7 +199,7 @@ class CivilAffairsFeed:
                     categories=tuple(c for c in CATEGORIES if c in toggled),
                     updated_at=entry.updated_at - dt.timedelta(days=rng.randint(1, 30)),
                 )
-                older = self._row(rng, stale, None)
+                older = self._row(self._spelling(stale, None), stale, None)
                 counts["duplicate"] += 1
             pair = [row, older] if rng.random() < 0.5 else [older, row]
             rows.extend(r for r in pair if r is not None)
@@ -208,6 +211,13 @@ class CivilAffairsFeed:
         facts = {"rows": len(rows), "dirt": dict(counts), "once": once, "doubled": sorted(doubled)}
         self._files[day] = (body, facts)
         return self._files[day]
+
+    def _spelling(self, entry: Entry, kind: str | None) -> random.Random:
+        """The spelling choices of one version of a person's record, the same in every file."""
+        return random.Random(
+            f"{self.seed}:civil_affairs:{self.scale}:{entry.resident.id_no}:"
+            f"{entry.updated_at.isoformat()}:{entry.community.code}:{kind}"
+        )
 
     def _row(self, rng: random.Random, entry: Entry, kind: str | None) -> list[str]:
         person = entry.resident
