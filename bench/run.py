@@ -8,6 +8,8 @@ same run (machines here are shared and noisy):
   merge, against a bare COPY of the same rows into an empty table;
 - load_path: every feed entity's validate + merge against a bare COPY, pandas
   ``to_sql`` and dlt's merge of the same rows (bench/load_path.py, ``--load-scale``);
+- register_days: the register's snapshots of three consecutive days, reusing the rows of
+  unchanged records against judging every record (bench/register_days.py, ``--e2e-scale``);
 - end_to_end: a backfill of every feed from the simulator through real Airflow
   (``dags test`` of every DAG, then the marts), peak RSS, then a day with about 0.3 %
   of the records changed (bench/end_to_end.py, ``--e2e-scale``);
@@ -37,6 +39,7 @@ from unittest import mock
 
 import end_to_end  # bench/end_to_end.py, beside this script
 import load_path  # bench/load_path.py, beside this script
+import register_days  # bench/register_days.py, beside this script
 import psycopg
 from district_year import generate  # bench/district_year.py, beside this script
 from psycopg import sql
@@ -203,6 +206,8 @@ def table(result: dict) -> str:
     text = _table(result)
     if result.get("load_path"):
         text += "\n\n" + load_path.table(result["load_path"])
+    if result.get("register_days"):
+        text += "\n\n" + register_days.table(result["register_days"])
     if result.get("end_to_end"):
         text += "\n\n" + end_to_end.table(result["end_to_end"])
     return text
@@ -249,7 +254,7 @@ def _table(result: dict) -> str:
     return "\n".join(lines)
 
 
-MODES = ("parse", "positions", "marts", "load_path", "end_to_end")
+MODES = ("parse", "positions", "marts", "load_path", "register_days", "end_to_end")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         note_load("load_path", "start")
         result["load_path"] = load_path.measure(args.load_scale)
         note_load("load_path", "end")
+    if "register_days" in modes:
+        note_load("register_days", "start")
+        result["register_days"] = register_days.measure(args.e2e_scale)
     if "end_to_end" in modes:
         note_load("end_to_end", "start")
         result["end_to_end"] = end_to_end.measure(args.e2e_scale, parallel=args.e2e_parallel)

@@ -152,3 +152,28 @@ def test_the_readme_queries_run_as_an_analyst(district):
         conn.execute("set role analyst")
         answered = [len(conn.execute(q).fetchall()) for q in queries]
     assert all(answered[:5]), answered  # feed_health is empty: no batch was loaded here
+
+
+def test_marts_refreshed_two_at_a_time_report_each_and_a_failure_after_the_others(district):
+    from civicflow.marts import MARTS, refresh_all
+
+    visitors = "select sum(visitors) from marts.position_monthly"
+    with psycopg.connect(district, autocommit=True) as conn:
+        before = conn.execute(visitors).fetchone()[0]
+        conn.execute("update core.fact_position_day set visitors = visitors + 1")
+        days = conn.execute("select count(*) from core.fact_position_day").fetchone()[0]
+        took = refresh_all(district)
+        assert sorted(took) == sorted(MARTS) and all(s >= 0 for s in took.values())
+        assert conn.execute(visitors).fetchone()[0] == before + days
+
+        # Without its unique index a mart cannot be refreshed concurrently: the refresh
+        # fails, naming it, and every other mart was refreshed all the same.
+        conn.execute("update core.fact_position_day set visitors = visitors + 1")
+        index = conn.execute(
+            "select indexrelid::regclass::text from pg_index "
+            "where indrelid = 'marts.elderly_coverage'::regclass and indisunique"
+        ).fetchone()[0]
+        conn.execute(f"drop index {index}")
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="elderly_coverage"):
+            refresh_all(district)
+        assert conn.execute(visitors).fetchone()[0] == before + 2 * days
