@@ -164,6 +164,11 @@ class Entity:
     # parsed, checked or transformed again, as long as the suite, the reference data, the
     # person-key secret and the code that judged it are unchanged (see pipeline._Memo).
     reuse_unchanged: bool = False
+    # Another entity of the feed that reads the very same listing (the same path, from the
+    # same ``updated_since`` rule), run before this one: when it landed its pages in the same
+    # run from a point no later than this one's, this one lands a copy instead of fetching
+    # the listing again (see pipeline._copy_listing).
+    listing_of: str | None = None
 
     def __post_init__(self) -> None:
         for name in [self.feed, self.name, *(c.name for c in self.columns)]:

@@ -173,3 +173,60 @@ def test_the_platform_loads_exactly_its_ground_truth_then_only_changes(
 
 
 ENTITIES_IN_ORDER = (VOLUNTEERS, ACTIVITIES, SERVICE_HOURS, VOLUNTEER_HELP)
+
+
+def test_help_lands_a_copy_of_the_hours_listed_in_its_run_unless_it_is_behind_them(
+    platform, volunteer_feed, warehouse_url
+):
+    load_references(platform, warehouse_url)
+
+    def load_in(run_id: str, *entities):
+        client = fast_client(volunteer_feed)
+        return [
+            run_entity(e, volunteer_feed, warehouse_url, DAY, DAY, run_id, client, SECRET)
+            for e in entities
+        ]
+
+    def audit(load_id: str) -> tuple:
+        with psycopg.connect(warehouse_url) as conn:
+            return conn.execute(
+                "select payloads, http_attempts, (select count(distinct meta ->> "
+                "'listed_by_load') from raw.payload p where p.load_id = a.load_id) "
+                "from meta.load_audit a where load_id = %s",
+                (load_id,),
+            ).fetchone()
+
+    def consistent() -> bool:  # every help row cancelled exactly when its hours are revoked
+        with psycopg.connect(warehouse_url) as conn:
+            return conn.execute(
+                "select bool_and((s.status = 'cancelled') = (h.status = 'revoked')), count(*) "
+                "from core.fact_service s join core.fact_volunteer_hours h "
+                "on h.record_id = s.source_record_id where s.source_feed = 'volunteer'"
+            ).fetchone()
+
+    truth = sim(platform, "/_sim/truth?feed=volunteer")["volunteer_help"]
+    *_, hours, help_ = load_in("run-1", VOLUNTEERS, ACTIVITIES, SERVICE_HOURS, VOLUNTEER_HELP)
+    assert counts(help_) == (truth["served_rows"], truth["loaded"],
+                             truth["quarantined"]["hours_out_of_range"], 0)  # fmt: skip
+    pages = audit(hours.load_id)[0]
+    assert pages > 1
+    # Not one request: the pages service_hours listed, copied and marked as such.
+    assert audit(help_.load_id) == (pages, 0, 1)
+    assert consistent() == (True, truth["loaded"])
+
+    # A run in which only the hours load puts help's watermark behind theirs: in the next
+    # run the hours are listed from later than help needs, so help lists its own.
+    revoked = sim(platform, "/_sim/volunteer/revoke?count=40", "POST")["revoked"]
+    with psycopg.connect(warehouse_url) as conn:
+        helped = conn.execute(
+            "select count(*) from core.fact_service where source_feed = 'volunteer' "
+            "and source_record_id = any(%s)",
+            (revoked,),
+        ).fetchone()[0]
+    assert helped > 0  # some of the revoked hours were help given to a resident
+    load_in("run-2", SERVICE_HOURS)
+    assert consistent()[0] is False  # help has not seen those revocations yet
+    hours, help_ = load_in("run-3", SERVICE_HOURS, VOLUNTEER_HELP)
+    payloads, attempts, copied = audit(help_.load_id)
+    assert attempts >= payloads > 0 and copied == 0
+    assert consistent() == (True, truth["loaded"])

@@ -375,6 +375,7 @@ VOLUNTEER_HELP = Entity(
     uses_person_key=True,
     watermark_column="source_updated_at",
     latest_by="source_updated_at",
+    listing_of="service_hours",
 )
 
 ENTITIES = (VOLUNTEERS, ACTIVITIES, SERVICE_HOURS, VOLUNTEER_HELP)
