@@ -39,8 +39,8 @@ from unittest import mock
 
 import end_to_end  # bench/end_to_end.py, beside this script
 import load_path  # bench/load_path.py, beside this script
-import register_days  # bench/register_days.py, beside this script
 import psycopg
+import register_days  # bench/register_days.py, beside this script
 from district_year import generate  # bench/district_year.py, beside this script
 from psycopg import sql
 
