@@ -153,9 +153,9 @@ class Timings:
     def watching(self) -> Iterator[Timings]:
         original_copy = pipeline._copy_staged
 
-        def copy_staged(conn, entity, table, load_id, rows):  # keep the very rows staged
+        def copy_staged(conn, entity, table, load_id, rows, *more):  # keep the very rows staged
             self.staged.extend(rows.values())
-            return original_copy(conn, entity, table, load_id, rows)
+            return original_copy(conn, entity, table, load_id, rows, *more)
 
         writer, suite = pipeline._BatchWriter, validation.SuiteRun
         with (
