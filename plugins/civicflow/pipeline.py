@@ -603,6 +603,10 @@ class _Memo:
         self.entity, self.fingerprint, self.load_id, self.day = entity, fingerprint, load_id, day
         self.digests, self.key = digests, key
         self.reused: list[tuple[int, bytes, Any]] = []  # (source index, digest, watermark)
+        # The watermark's name in the source records: left out of their digests.
+        self.watermark_source = next(
+            f.source_name for f in entity.fields if f.name == entity.watermark_column
+        )
 
     @classmethod
     def open(
@@ -646,9 +650,7 @@ class _Memo:
 
     def sort(self, records: list[Any], first_index: int) -> tuple[list[bytes], frozenset[int]]:
         """Each record's digest, and the source indexes of those the memo has a row for."""
-        source = next(
-            f.source_name for f in self.entity.fields if f.name == self.entity.watermark_column
-        )
+        source = self.watermark_source
         digests = [record_digest(record, source, self.key) for record in records]
         known = []
         if self.digests:
@@ -803,7 +805,6 @@ class _BatchWriter:
         self.conn.execute("drop table reused_record")
         self.staged += inserted
         self.reused = inserted
-        self.chunks += 1  # staged apart from the judged chunks: settle duplicates across them
         suite.passed(inserted)
 
     def _settle_duplicates(self) -> int:
@@ -826,7 +827,7 @@ class _BatchWriter:
     ) -> tuple[BatchSummary, str | None]:
         """The batch's GX outcomes and counts in the audit; returns its summary (see ``stage``)."""
         conn, entity, load_id = self.conn, self.entity, self.load_id
-        if self.chunks > 1:
+        if self.chunks > 1 or self.reused:  # rows of one key may come from different writes
             settled = self._settle_duplicates()
             self.staged -= settled
             self.duplicates += settled
