@@ -119,20 +119,17 @@ class CpuClock:
         self.start = self._now()
 
     def _postgres(self) -> float:
-        if self.pgdata is None:
+        if self.pgdata is None:  # no server of ours: its CPU is not counted (the floor is low)
             return 0.0
-        try:
-            pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
-            postmaster = psutil.Process(pid)
-            own = postmaster.cpu_times()
-            total = own.user + own.system + own.children_user + own.children_system
-            for child in postmaster.children():
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    times = child.cpu_times()
-                    total += times.user + times.system
-            return total
-        except (OSError, ValueError, psutil.Error):
-            return 0.0
+        pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        postmaster = psutil.Process(pid)
+        own = postmaster.cpu_times()
+        total = own.user + own.system + own.children_user + own.children_system
+        for child in postmaster.children():
+            with contextlib.suppress(psutil.NoSuchProcess):  # a backend that just ended
+                times = child.cpu_times()
+                total += times.user + times.system
+        return total
 
     def _now(self) -> dict[str, float]:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
